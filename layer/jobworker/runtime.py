@@ -1,0 +1,51 @@
+"""Per-process state of a handler: settings and the engine, built on first use, then reused.
+
+A Lambda container keeps these across invocations (one connection, reused); nothing here runs
+at import time, so a cold start only pays for what an invocation actually touches.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from sqlalchemy.engine import URL, Engine
+
+from jobworker.config import Settings, settings
+from jobworker.errors import ConfigError
+
+
+def get_settings() -> Settings:
+    return settings()
+
+
+def database_url(config: Settings) -> str | URL:
+    if config.database_url is not None:
+        return config.database_url.get_secret_value()
+    if config.db_secret_arn:
+        from jobworker.secrets import database_url_from_secret
+
+        return database_url_from_secret(
+            config.db_secret_arn, host=config.db_host, database=config.db_name
+        )
+    raise ConfigError("no database configured: set DATABASE_URL, or DB_SECRET_ARN in AWS")
+
+
+@lru_cache(maxsize=1)
+def get_engine() -> Engine:
+    from jobworker.db import make_engine
+
+    config = get_settings()
+    return make_engine(
+        database_url(config),
+        disable_prepared_statements=config.db_disable_prepared_statements,
+    )
+
+
+def reset() -> None:
+    """Forget settings and engine (tests change the environment between cases)."""
+    from jobworker.config import settings as cached_settings
+
+    if get_engine.cache_info().currsize:
+        get_engine().dispose()
+    get_engine.cache_clear()
+    cached_settings.cache_clear()

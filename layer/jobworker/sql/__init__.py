@@ -1,0 +1,42 @@
+"""Loads ``queries.sql``: named blocks of SQL, each starting with a ``-- name: <name>`` line."""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from pathlib import Path
+
+from sqlalchemy import TextClause, text
+
+QUERIES_FILE = Path(__file__).with_name("queries.sql")
+
+JOB_COLUMNS = (
+    "job_id, kind, progress::text AS progress, payload, result, error, priority, run_at, "
+    "attempts, max_attempts, lease_owner, lease_expires_at, cancel_requested, idempotency_key, "
+    "request_hash, attempt_history, created_at, started_at, finished_at, updated_at, "
+    "route_group_id"
+)
+
+_NAME_LINE = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
+
+
+def parse_queries(source: str) -> dict[str, str]:
+    """Split the file into {name: sql}; comment lines stay, the trailing semicolon goes."""
+    parts = _NAME_LINE.split(source)
+    queries: dict[str, str] = {}
+    for name, body in zip(parts[1::2], parts[2::2], strict=True):
+        if name in queries:
+            raise ValueError(f"query {name!r} is defined twice in {QUERIES_FILE.name}")
+        queries[name] = body.strip().rstrip(";").replace("{job_columns}", JOB_COLUMNS)
+    return queries
+
+
+@cache
+def raw_queries() -> dict[str, str]:
+    return parse_queries(QUERIES_FILE.read_text(encoding="utf-8"))
+
+
+@cache
+def query(name: str) -> TextClause:
+    """The named statement, ready for ``connection.execute(query(name), params)``."""
+    return text(raw_queries()[name])

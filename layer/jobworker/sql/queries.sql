@@ -1,0 +1,288 @@
+-- Every statement jobworker runs at run time, named for what it does and kept alphabetical.
+-- Conventions:
+--   * :now is optional everywhere; NULL means the database clock. Tests pass a value to move
+--     time instead of sleeping.
+--   * Every state change names the state it expects in its WHERE clause. Zero rows back means
+--     "refused" and the Python side turns that into a typed error, never a silent no-op.
+--   * Worker-side changes are fenced by (lease_owner, attempts): a worker that lost its lease
+--     cannot touch the row again, even if the same job was claimed again since.
+
+-- name: job_cancel_if_owned
+-- A running job whose cancellation was requested stops; the owner records the end.
+UPDATE jobs
+   SET progress = 'CANCELLED',
+       finished_at = COALESCE(CAST(:now AS timestamptz), now()),
+       lease_owner = NULL,
+       lease_expires_at = NULL,
+       error = 'cancelled on request while running',
+       attempt_history = attempt_history || jsonb_build_array(jsonb_build_object(
+           'attempt', attempts, 'owner', lease_owner, 'outcome', 'cancelled',
+           'started_at', started_at, 'ended_at', COALESCE(CAST(:now AS timestamptz), now())))
+ WHERE job_id = :job_id
+   AND progress = 'RUNNING'
+   AND lease_owner = :owner
+   AND attempts = :attempt
+RETURNING job_id;
+
+-- name: job_cancel_or_request
+-- PENDING/QUEUED jobs are cancelled at once; a RUNNING job gets a request its worker honours
+-- at its next heartbeat.
+UPDATE jobs
+   SET progress = CASE WHEN progress = 'RUNNING' THEN progress
+                       ELSE 'CANCELLED'::progressenum END,
+       finished_at = CASE WHEN progress = 'RUNNING' THEN NULL
+                          ELSE COALESCE(CAST(:now AS timestamptz), now()) END,
+       cancel_requested = (progress = 'RUNNING'),
+       error = CASE WHEN progress = 'RUNNING' THEN error ELSE 'cancelled on request' END
+ WHERE job_id = :job_id
+   AND progress IN ('PENDING', 'QUEUED', 'RUNNING')
+RETURNING {job_columns};
+
+-- name: job_claim_batch
+-- The heart of the queue: lock up to :limit runnable jobs that nobody else has locked, in
+-- claim order, and take a lease on them, all in one statement. The inner SELECT walks the
+-- partial index jobs_queued_claim_idx, so finished jobs never slow it down.
+WITH picked AS (
+    SELECT job_id
+      FROM jobs
+     WHERE progress = 'QUEUED'
+       AND run_at <= COALESCE(CAST(:now AS timestamptz), now())
+     ORDER BY priority, run_at
+     LIMIT :limit
+       FOR UPDATE SKIP LOCKED
+)
+UPDATE jobs AS j
+   SET progress = 'RUNNING',
+       started_at = COALESCE(CAST(:now AS timestamptz), now()),
+       attempts = j.attempts + 1,
+       lease_owner = :owner,
+       lease_expires_at = COALESCE(CAST(:now AS timestamptz), now())
+                          + make_interval(secs => :lease_seconds),
+       cancel_requested = false
+  FROM picked
+ WHERE j.job_id = picked.job_id
+RETURNING j.job_id, j.kind, j.payload, j.attempts, j.max_attempts, j.priority, j.run_at;
+
+-- name: job_complete_if_owned
+UPDATE jobs
+   SET progress = 'COMPLETED',
+       finished_at = COALESCE(CAST(:now AS timestamptz), now()),
+       lease_owner = NULL,
+       lease_expires_at = NULL,
+       result = CAST(:result AS jsonb),
+       route_group_id = COALESCE(CAST(:route_group_id AS uuid), route_group_id),
+       error = NULL,
+       attempt_history = attempt_history || jsonb_build_array(jsonb_build_object(
+           'attempt', attempts, 'owner', lease_owner, 'outcome', 'completed',
+           'started_at', started_at, 'ended_at', COALESCE(CAST(:now AS timestamptz), now())))
+ WHERE job_id = :job_id
+   AND progress = 'RUNNING'
+   AND lease_owner = :owner
+   AND attempts = :attempt
+RETURNING job_id;
+
+-- name: job_complete_many_if_owned
+-- Batch form of job_complete_if_owned: one round trip for a whole batch, same fence per row.
+UPDATE jobs AS j
+   SET progress = 'COMPLETED',
+       finished_at = COALESCE(CAST(:now AS timestamptz), now()),
+       lease_owner = NULL,
+       lease_expires_at = NULL,
+       result = done.result,
+       error = NULL,
+       attempt_history = j.attempt_history || jsonb_build_array(jsonb_build_object(
+           'attempt', j.attempts, 'owner', j.lease_owner, 'outcome', 'completed',
+           'started_at', j.started_at, 'ended_at', COALESCE(CAST(:now AS timestamptz), now())))
+  FROM unnest(CAST(:job_ids AS uuid[]), CAST(:attempts AS int[]), CAST(:results AS jsonb[]))
+       AS done(job_id, attempt, result)
+ WHERE j.job_id = done.job_id
+   AND j.progress = 'RUNNING'
+   AND j.lease_owner = :owner
+   AND j.attempts = done.attempt
+RETURNING j.job_id;
+
+-- name: job_count_by_progress
+SELECT progress::text AS progress, count(*) AS count
+  FROM jobs
+ GROUP BY progress;
+
+-- name: job_create
+-- ON CONFLICT makes a retried request with the same idempotency key a no-op; the caller then
+-- reads the existing job with job_get_by_idempotency_key.
+INSERT INTO jobs (kind, progress, payload, priority, run_at, max_attempts,
+                  idempotency_key, request_hash, created_at, updated_at)
+VALUES (:kind, CAST(:progress AS progressenum), CAST(:payload AS jsonb), :priority,
+        COALESCE(CAST(:run_at AS timestamptz), CAST(:now AS timestamptz), now()),
+        :max_attempts, :idempotency_key, :request_hash,
+        COALESCE(CAST(:now AS timestamptz), now()), COALESCE(CAST(:now AS timestamptz), now()))
+ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+RETURNING {job_columns};
+
+-- name: job_create_many
+-- Bulk insert of already-validated jobs: one statement however many rows.
+INSERT INTO jobs (kind, progress, payload, priority, run_at, max_attempts, created_at, updated_at)
+SELECT new.kind, CAST(:progress AS progressenum), new.payload, new.priority,
+       COALESCE(CAST(:now AS timestamptz), now()), :max_attempts,
+       COALESCE(CAST(:now AS timestamptz), now()), COALESCE(CAST(:now AS timestamptz), now())
+  FROM unnest(CAST(:kinds AS text[]), CAST(:payloads AS jsonb[]), CAST(:priorities AS smallint[]))
+       AS new(kind, payload, priority)
+RETURNING job_id;
+
+-- name: job_enqueue
+UPDATE jobs
+   SET progress = 'QUEUED',
+       run_at = GREATEST(run_at, COALESCE(CAST(:now AS timestamptz), now()))
+ WHERE job_id = :job_id
+   AND progress = 'PENDING'
+RETURNING {job_columns};
+
+-- name: job_extend_leases
+-- Heartbeat for every job a worker holds. Rows that come back are still owned; a job that is
+-- missing from the answer was lost. cancel_requested tells the worker to stop.
+UPDATE jobs AS j
+   SET lease_expires_at = COALESCE(CAST(:now AS timestamptz), now())
+                          + make_interval(secs => :lease_seconds)
+  FROM unnest(CAST(:job_ids AS uuid[]), CAST(:attempts AS int[])) AS held(job_id, attempt)
+ WHERE j.job_id = held.job_id
+   AND j.progress = 'RUNNING'
+   AND j.lease_owner = :owner
+   AND j.attempts = held.attempt
+RETURNING j.job_id, j.cancel_requested;
+
+-- name: job_fail_if_owned
+-- Ends the attempt. When :permanent is false and attempts remain, the job goes back to QUEUED
+-- with exponential backoff and jitter on run_at; otherwise it is FAILED with the last error.
+UPDATE jobs
+   SET progress = CASE WHEN NOT :permanent AND attempts < max_attempts
+                       THEN 'QUEUED'::progressenum ELSE 'FAILED'::progressenum END,
+       finished_at = CASE WHEN NOT :permanent AND attempts < max_attempts
+                          THEN NULL ELSE COALESCE(CAST(:now AS timestamptz), now()) END,
+       run_at = CASE WHEN NOT :permanent AND attempts < max_attempts
+                     THEN COALESCE(CAST(:now AS timestamptz), now()) + make_interval(secs =>
+                          LEAST(:backoff_cap_seconds,
+                                :backoff_base_seconds * power(2, attempts - 1))
+                          * (0.5 + random() * 0.5))
+                     ELSE run_at END,
+       started_at = CASE WHEN NOT :permanent AND attempts < max_attempts
+                         THEN NULL ELSE started_at END,
+       lease_owner = NULL,
+       lease_expires_at = NULL,
+       error = :error,
+       attempt_history = attempt_history || jsonb_build_array(jsonb_build_object(
+           'attempt', attempts, 'owner', lease_owner,
+           'outcome', CASE WHEN :permanent THEN 'failed' ELSE 'error' END,
+           'error', CAST(:error AS text),
+           'started_at', started_at, 'ended_at', COALESCE(CAST(:now AS timestamptz), now())))
+ WHERE job_id = :job_id
+   AND progress = 'RUNNING'
+   AND lease_owner = :owner
+   AND attempts = :attempt
+RETURNING job_id, progress::text AS progress, run_at;
+
+-- name: job_fail_timed_out
+-- The seed's rule: a job RUNNING for longer than job_timeout_minutes is FAILED, whoever holds it.
+UPDATE jobs
+   SET progress = 'FAILED',
+       finished_at = COALESCE(CAST(:now AS timestamptz), now()),
+       lease_owner = NULL,
+       lease_expires_at = NULL,
+       error = format('timed out: RUNNING for longer than job_timeout_minutes (%s min)',
+                      :timeout_minutes),
+       attempt_history = attempt_history || jsonb_build_array(jsonb_build_object(
+           'attempt', attempts, 'owner', lease_owner, 'outcome', 'timed_out',
+           'started_at', started_at, 'ended_at', COALESCE(CAST(:now AS timestamptz), now())))
+ WHERE progress = 'RUNNING'
+   AND started_at < COALESCE(CAST(:now AS timestamptz), now())
+                    - make_interval(mins => :timeout_minutes)
+RETURNING job_id;
+
+-- name: job_get
+SELECT {job_columns} FROM jobs WHERE job_id = :job_id;
+
+-- name: job_get_by_idempotency_key
+SELECT {job_columns} FROM jobs WHERE idempotency_key = :idempotency_key;
+
+-- name: job_list
+-- Newest first, keyset-paginated on (created_at, job_id) so deep pages stay cheap.
+SELECT {job_columns}
+  FROM jobs
+ WHERE (CAST(:progress AS progressenum) IS NULL OR progress = CAST(:progress AS progressenum))
+   AND (CAST(:kind AS text) IS NULL OR kind = CAST(:kind AS text))
+   AND (CAST(:before_created_at AS timestamptz) IS NULL
+        OR (created_at, job_id) < (CAST(:before_created_at AS timestamptz),
+                                   CAST(:before_job_id AS uuid)))
+ ORDER BY created_at DESC, job_id DESC
+ LIMIT :limit;
+
+-- name: job_oldest_queued_age_seconds
+SELECT EXTRACT(EPOCH FROM (COALESCE(CAST(:now AS timestamptz), now()) - min(run_at)))::float8
+  FROM jobs
+ WHERE progress = 'QUEUED';
+
+-- name: job_progress
+SELECT progress::text AS progress FROM jobs WHERE job_id = :job_id;
+
+-- name: job_prune_finished
+-- Deletes a bounded slice of terminal jobs older than the retention period. Route groups the
+-- jobs produced are kept (jobs reference them, not the other way round).
+DELETE FROM jobs
+ WHERE job_id IN (
+     SELECT job_id
+       FROM jobs
+      WHERE finished_at < COALESCE(CAST(:now AS timestamptz), now())
+                          - make_interval(days => :retention_days)
+      LIMIT :limit)
+RETURNING job_id;
+
+-- name: job_recover_orphans
+-- Jobs whose lease ran out belonged to a worker that died or stalled: back to QUEUED so another
+-- worker can take them, or FAILED when that was their last attempt (a poison job ends here).
+UPDATE jobs
+   SET progress = CASE WHEN attempts < max_attempts
+                       THEN 'QUEUED'::progressenum ELSE 'FAILED'::progressenum END,
+       finished_at = CASE WHEN attempts < max_attempts
+                          THEN NULL ELSE COALESCE(CAST(:now AS timestamptz), now()) END,
+       started_at = CASE WHEN attempts < max_attempts THEN NULL ELSE started_at END,
+       run_at = CASE WHEN attempts < max_attempts
+                     THEN COALESCE(CAST(:now AS timestamptz), now()) ELSE run_at END,
+       error = format('worker lost: lease of %s expired during attempt %s of %s',
+                      lease_owner, attempts, max_attempts),
+       lease_owner = NULL,
+       lease_expires_at = NULL,
+       attempt_history = attempt_history || jsonb_build_array(jsonb_build_object(
+           'attempt', attempts, 'owner', lease_owner, 'outcome', 'lease_expired',
+           'started_at', started_at, 'ended_at', COALESCE(CAST(:now AS timestamptz), now())))
+ WHERE progress = 'RUNNING'
+   AND lease_expires_at < COALESCE(CAST(:now AS timestamptz), now())
+RETURNING job_id, progress::text AS progress;
+
+-- name: job_release_many_if_owned
+-- Hands claimed-but-unstarted jobs back without using up an attempt.
+UPDATE jobs AS j
+   SET progress = 'QUEUED',
+       started_at = NULL,
+       attempts = j.attempts - 1,
+       lease_owner = NULL,
+       lease_expires_at = NULL,
+       cancel_requested = false
+  FROM unnest(CAST(:job_ids AS uuid[]), CAST(:attempts AS int[])) AS held(job_id, attempt)
+ WHERE j.job_id = held.job_id
+   AND j.progress = 'RUNNING'
+   AND j.lease_owner = :owner
+   AND j.attempts = held.attempt
+RETURNING j.job_id;
+
+-- name: job_retry
+-- A FAILED or CANCELLED job is queued again with a fresh set of attempts.
+UPDATE jobs
+   SET progress = 'QUEUED',
+       attempts = 0,
+       run_at = COALESCE(CAST(:now AS timestamptz), now()),
+       started_at = NULL,
+       finished_at = NULL,
+       cancel_requested = false,
+       error = NULL,
+       result = NULL
+ WHERE job_id = :job_id
+   AND progress IN ('FAILED', 'CANCELLED')
+RETURNING {job_columns};
