@@ -20,7 +20,7 @@ from jobworker.db import libpq_url, make_engine
 from jobworker.localdb import LocalPostgres, throwaway_postgres
 from jobworker.migrate import migrate
 
-TABLES_TO_EMPTY = ("jobs",)
+TABLES_TO_EMPTY = ("jobs", "route_groups")
 
 
 @pytest.fixture(scope="session")

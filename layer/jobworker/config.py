@@ -6,17 +6,20 @@ The seed's knobs keep their names: ``POLL_INTERVAL``, ``JOB_TIMEOUT_MINUTES`` an
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from jobworker.errors import ConfigError
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+class Settings(BaseModel):
+    """Every field is read from the environment variable of the same name, upper-cased."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     # The seed's knobs.
     poll_interval: float = Field(5.0, gt=0, le=300, description="Seconds between polls when idle")
@@ -29,7 +32,9 @@ class Settings(BaseSettings):
     max_attempts: int = Field(3, ge=1, le=100)
     backoff_base_seconds: float = Field(5.0, ge=0, le=3600)
     backoff_cap_seconds: float = Field(300.0, ge=0, le=86400)
-    retention_days: int = Field(14, ge=1, le=3650, description="Finished jobs older than this are pruned")
+    retention_days: int = Field(
+        14, ge=1, le=3650, description="Finished jobs older than this are pruned"
+    )
     safety_margin_seconds: float = Field(
         10.0, ge=0, le=300, description="Most time kept back from the Lambda's limit"
     )
@@ -52,10 +57,15 @@ class Settings(BaseSettings):
         return self
 
 
-def load_settings(**overrides: Any) -> Settings:
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Read and validate the environment; raise ConfigError naming every bad variable."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {
+        name: environ[name.upper()] for name in Settings.model_fields if name.upper() in environ
+    }
+    values.update(overrides)
     try:
-        return Settings(**overrides)
+        return Settings.model_validate(values)
     except ValidationError as exc:
         problems = []
         for error in exc.errors():

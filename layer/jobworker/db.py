@@ -9,10 +9,10 @@ from sqlalchemy.engine import URL, Engine, make_url
 
 
 def sqlalchemy_url(url: str | URL) -> URL:
-    """Accept the URLs users have (``postgresql://``, ``postgres://``) and pin the psycopg 3 driver."""
-    parsed = make_url(str(url).replace("postgres://", "postgresql://", 1)) if isinstance(
-        url, str
-    ) else url
+    """Accept the URLs users have (``postgresql://``, ``postgres://``); pin the psycopg 3 driver."""
+    if isinstance(url, str):
+        url = url.replace("postgres://", "postgresql://", 1)
+    parsed = make_url(url)
     if parsed.drivername in ("postgresql", "postgresql+psycopg2", "postgresql+psycopg"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.password == "":

@@ -30,6 +30,18 @@ class IllegalTransition(JobworkerError):
         self.action = action
 
 
+class RoutesNotAvailable(JobworkerError):
+    """The job has no route group (yet): it is not a COMPLETED generate_routes job."""
+
+    def __init__(self, job_id: UUID, kind: str, current: Progress) -> None:
+        super().__init__(
+            f"job {job_id} has no routes: it is a {kind} job and {current}; routes exist once a"
+            " generate_routes job is COMPLETED"
+        )
+        self.job_id = job_id
+        self.current = current
+
+
 class LeaseLost(JobworkerError):
     """The caller no longer owns the job: its lease expired and someone else took it over."""
 
@@ -80,3 +92,19 @@ class JobCancelled(Exception):
 
 class LeaseLostDuringWork(Exception):
     """The heartbeat found the lease gone while the job ran; stop without writing anything."""
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    """True for errors that mean "Postgres cannot be reached right now" (retry later)."""
+    import sys
+
+    sa_exc = sys.modules.get("sqlalchemy.exc")
+    if sa_exc is not None:
+        if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError):
+            return True
+        if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+            return True
+        if isinstance(exc, sa_exc.TimeoutError):  # pool exhausted or connect timed out
+            return True
+    psycopg = sys.modules.get("psycopg")
+    return psycopg is not None and isinstance(exc, psycopg.OperationalError)

@@ -222,7 +222,7 @@ def list_jobs(
 
 
 def queue_stats(conn: Connection, *, now: datetime | None = None) -> QueueStats:
-    counts = {progress: 0 for progress in Progress}
+    counts = dict.fromkeys(Progress, 0)
     for row in conn.execute(query("job_count_by_progress")):
         counts[Progress(row.progress)] = row.count
     oldest = conn.execute(query("job_oldest_queued_age_seconds"), {"now": now}).scalar_one()

@@ -286,3 +286,47 @@ UPDATE jobs
  WHERE job_id = :job_id
    AND progress IN ('FAILED', 'CANCELLED')
 RETURNING {job_columns};
+
+-- name: route_group_get
+SELECT route_group_id, job_id, created_at, depot_lat, depot_lon, solver, notes
+  FROM route_groups
+ WHERE route_group_id = :route_group_id;
+
+-- name: route_group_insert
+INSERT INTO route_groups (job_id, depot_lat, depot_lon, total_distance_km,
+                          total_duration_minutes, vehicles_used, locations_served, solver, notes)
+VALUES (:job_id, :depot_lat, :depot_lon, :total_distance_km, :total_duration_minutes,
+        :vehicles_used, :locations_served, CAST(:solver AS jsonb), CAST(:notes AS jsonb))
+RETURNING route_group_id;
+
+-- name: route_insert_many
+INSERT INTO routes (route_group_id, vehicle, load, distance_km, duration_minutes,
+                    start_minute, end_minute, distance_to_depot_km)
+SELECT :route_group_id, r.*
+  FROM unnest(CAST(:vehicles AS int[]), CAST(:loads AS int[]), CAST(:distances AS float8[]),
+              CAST(:durations AS float8[]), CAST(:starts AS float8[]), CAST(:ends AS float8[]),
+              CAST(:to_depot AS float8[])) AS r;
+
+-- name: route_list_for_group
+SELECT vehicle, load, distance_km, duration_minutes, start_minute, end_minute,
+       distance_to_depot_km
+  FROM routes
+ WHERE route_group_id = :route_group_id
+ ORDER BY vehicle;
+
+-- name: route_stop_insert_many
+INSERT INTO route_stops (route_group_id, vehicle, sequence, location_id, lat, lon,
+                         arrival_minute, wait_minutes, departure_minute, demand,
+                         cumulative_demand, distance_from_previous_km)
+SELECT :route_group_id, s.*
+  FROM unnest(CAST(:vehicles AS int[]), CAST(:sequences AS int[]), CAST(:location_ids AS text[]),
+              CAST(:lats AS float8[]), CAST(:lons AS float8[]), CAST(:arrivals AS float8[]),
+              CAST(:waits AS float8[]), CAST(:departures AS float8[]), CAST(:demands AS int[]),
+              CAST(:cumulative AS int[]), CAST(:from_previous AS float8[])) AS s;
+
+-- name: route_stop_list_for_group
+SELECT vehicle, sequence, location_id, lat, lon, arrival_minute, wait_minutes,
+       departure_minute, demand, cumulative_demand, distance_from_previous_km
+  FROM route_stops
+ WHERE route_group_id = :route_group_id
+ ORDER BY vehicle, sequence;

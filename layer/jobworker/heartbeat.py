@@ -1,0 +1,82 @@
+"""A background thread that keeps the leases of the jobs a worker holds alive.
+
+Every ``interval`` seconds it extends all held leases in one statement. A job missing from the
+answer was taken away (recovered, maybe re-claimed): its ``lost`` signal is set so the work
+stops and writes nothing. A cancellation request sets its ``cancel`` signal.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from types import TracebackType
+from uuid import UUID
+
+from sqlalchemy.engine import Engine
+
+from jobworker import queue
+from jobworker.kinds import JobSignals
+
+log = logging.getLogger("jobworker.heartbeat")
+
+
+class Heartbeat:
+    def __init__(self, engine: Engine, *, owner: str, lease_seconds: float,
+                 interval: float | None = None) -> None:
+        self.engine = engine
+        self.owner = owner
+        self.lease_seconds = lease_seconds
+        self.interval = interval if interval is not None else max(0.2, lease_seconds / 3)
+        self._held: dict[UUID, tuple[int, JobSignals]] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="jobworker-heartbeat", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def hold(self, job_id: UUID, attempt: int) -> JobSignals:
+        signals = JobSignals()
+        with self._lock:
+            self._held[job_id] = (attempt, signals)
+        return signals
+
+    def drop(self, job_id: UUID) -> None:
+        with self._lock:
+            self._held.pop(job_id, None)
+
+    def held(self) -> list[tuple[UUID, int]]:
+        with self._lock:
+            return [(job_id, attempt) for job_id, (attempt, _) in self._held.items()]
+
+    def beat(self) -> None:
+        """Extend every held lease once; mark lost and cancelled jobs."""
+        with self._lock:
+            snapshot = dict(self._held)
+        if not snapshot:
+            return
+        with self.engine.begin() as conn:
+            alive = queue.extend_leases(
+                conn,
+                owner=self.owner,
+                held=[(job_id, attempt) for job_id, (attempt, _) in snapshot.items()],
+                lease_seconds=self.lease_seconds,
+            )
+        for job_id, (_, signals) in snapshot.items():
+            if job_id not in alive:
+                signals.lost.set()
+            elif alive[job_id]:
+                signals.cancel.set()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.beat()
+            except Exception:  # a failed beat must not kill the thread; the next one may work
+                log.warning("heartbeat failed; leases may expire", exc_info=True)

@@ -1,0 +1,60 @@
+"""Metrics the handlers emit (CloudWatch EMF through Powertools), from the core's summaries."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Metrics
+
+    from jobworker.sweeper import SweepSummary
+    from jobworker.worker import PollSummary
+
+MAX_VALUES_PER_METRIC = 100  # EMF's limit for one metric in one document
+
+
+def record_enqueued(metrics: Metrics, count: int) -> None:
+    metrics.add_metric(name="JobsEnqueued", unit=MetricUnit.Count, value=count)
+
+
+def record_database_unavailable(metrics: Metrics) -> None:
+    metrics.add_metric(name="DatabaseUnavailable", unit=MetricUnit.Count, value=1)
+
+
+def record_poll(metrics: Metrics, summary: PollSummary) -> None:
+    counts = {
+        "JobsClaimed": summary.claimed,
+        "JobsCompleted": summary.completed,
+        "JobsFailed": summary.failed,
+        "JobsRetried": summary.retried,
+        "JobsCancelled": summary.cancelled,
+        "JobsReleased": summary.released,
+        "LeasesLost": summary.lost,
+    }
+    for name, value in counts.items():
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    for seconds in summary.job_seconds[:MAX_VALUES_PER_METRIC]:
+        metrics.add_metric(name="JobDurationSeconds", unit=MetricUnit.Seconds, value=seconds)
+    if summary.error:
+        record_database_unavailable(metrics)
+
+
+def record_sweep(metrics: Metrics, summary: SweepSummary) -> None:
+    counts = {
+        "JobsTimedOut": summary.timed_out,
+        "JobsRecovered": summary.recovered,
+        "JobsFailed": summary.timed_out + summary.failed_orphans,
+        "JobsPruned": summary.pruned,
+        "QueueDepth": summary.queue_depth,
+    }
+    for name, value in counts.items():
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    metrics.add_metric(
+        name="OldestQueuedAgeSeconds",
+        unit=MetricUnit.Seconds,
+        value=summary.oldest_queued_age_seconds or 0.0,
+    )
+    if summary.error:
+        record_database_unavailable(metrics)

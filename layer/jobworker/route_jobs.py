@@ -1,0 +1,59 @@
+"""The ``generate_routes`` job: parse the payload, solve within the deadline, store the routes.
+
+The seed's sketch, made real: fetch the location group (it travels in the payload), optimise
+the routes (PyVRP), save the results (in the transaction that completes the job).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from pydantic import ValidationError
+from sqlalchemy.engine import Connection
+
+from jobworker.errors import PermanentJobError
+from jobworker.kinds import JobContext, JobOutcome
+from jobworker.route_store import save_plan
+from jobworker.routing.models import GenerateRoutesRequest, describe_validation_error
+
+log = logging.getLogger("jobworker.routes")
+
+
+def generate_routes(ctx: JobContext) -> JobOutcome:
+    from uuid import UUID
+
+    from jobworker.routing.solver import problem_from_request, solve
+
+    try:
+        request = GenerateRoutesRequest.from_payload(ctx.payload)
+    except ValidationError as exc:
+        raise PermanentJobError(
+            f"invalid route request: {describe_validation_error(exc)}"
+        ) from None
+    group, settings = request.location_group, request.settings
+    time_limit = max(0.0, min(settings.max_runtime_seconds, ctx.time_left()))
+    log.info(
+        f"Job {ctx.job_id}: Generating routes",
+        extra={"job_id": str(ctx.job_id), "locations": len(group.locations),
+               "vehicles": settings.vehicles, "time_limit_seconds": round(time_limit, 3)},
+    )
+    plan = solve(problem_from_request(request), time_limit_seconds=time_limit,
+                 heartbeat=ctx.check_signals)
+    summary = {
+        "total_distance_km": plan.total_distance_km,
+        "total_duration_minutes": plan.total_duration_minutes,
+        "vehicles_used": plan.vehicles_used,
+        "locations_served": plan.locations_served,
+        "stopped_early": plan.solver.stopped_early,
+        "stop_reason": plan.solver.stop_reason,
+        "solver_seconds": plan.solver.runtime_seconds,
+    }
+    if plan.solver.stopped_early:
+        summary["note"] = ("the job's deadline ended the search before max_runtime_seconds; "
+                           "these are the best routes found by then")
+
+    def persist(conn: Connection) -> UUID:
+        return save_plan(conn, job_id=ctx.job_id, depot_lat=group.depot.lat,
+                         depot_lon=group.depot.lon, plan=plan)
+
+    return JobOutcome(result=summary, persist=persist)

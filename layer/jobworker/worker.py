@@ -1,0 +1,327 @@
+"""The poller's work: claim batches, run each job before the deadline, record how each ended.
+
+One call to :func:`run_poller` is one Lambda invocation: it polls every ``poll_interval``
+seconds (at once while batches come back full) until its budget runs out, never starts a job
+it cannot finish in time, hands unstarted jobs back, and returns a summary of what it did.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from sqlalchemy.engine import Connection, Engine
+
+from jobworker import queue
+from jobworker.errors import (
+    JobCancelled,
+    JobFailure,
+    LeaseLost,
+    LeaseLostDuringWork,
+    is_database_unavailable,
+)
+from jobworker.heartbeat import Heartbeat
+from jobworker.kinds import JobContext, JobOutcome, JobSignals, handler_for
+from jobworker.progress import Progress
+
+log = logging.getLogger("jobworker.worker")
+
+COMPLETION_FLUSH_SECONDS = 0.5  # buffered completions are written at least this often
+ERROR_TEXT_LIMIT = 500
+
+
+@dataclass(frozen=True)
+class PollerOptions:
+    owner: str
+    batch_size: int = 10
+    lease_seconds: float = 60.0
+    poll_interval: float = 5.0
+    job_timeout_seconds: float = 30 * 60
+    backoff_base_seconds: float = 5.0
+    backoff_cap_seconds: float = 300.0
+    min_start_seconds: float = 0.05
+
+
+class Budget:
+    """The time this invocation may still use, asked of ``remaining`` (seconds) each time.
+
+    In Lambda, ``remaining`` reads the context's clock; ``jobworker dev`` can make it drop to
+    zero to stop a poller early and cleanly.
+    """
+
+    def __init__(self, remaining: Callable[[], float]) -> None:
+        self.remaining = remaining
+
+    @classmethod
+    def seconds(cls, seconds: float) -> Budget:
+        deadline = time.monotonic() + seconds
+        return cls(lambda: deadline - time.monotonic())
+
+    def left(self) -> float:
+        return self.remaining()
+
+    def deadline(self) -> float:
+        """The end of the budget as a ``time.monotonic()`` value."""
+        return time.monotonic() + self.left()
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less if the budget runs out first."""
+        end = time.monotonic() + seconds
+        while (now := time.monotonic()) < end and self.left() > 0:
+            time.sleep(min(0.1, end - now, max(self.left(), 0.0)))
+
+
+@dataclass
+class PollSummary:
+    claimed: int = 0
+    completed: int = 0
+    failed: int = 0
+    retried: int = 0
+    cancelled: int = 0
+    released: int = 0
+    lost: int = 0
+    polls: int = 0
+    error: str | None = None
+    job_seconds: list[float] = field(default_factory=list, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        del data["job_seconds"]
+        return data
+
+
+@dataclass
+class Ended:
+    """How one attempt ended, before it is recorded."""
+
+    how: Literal["completed", "failed", "cancelled", "lost"]
+    outcome: JobOutcome | None = None
+    error: str | None = None
+    permanent: bool = False
+
+
+class DurationEstimate:
+    """Moving average of job durations, per kind, to size claims and skip jobs that won't fit."""
+
+    def __init__(self) -> None:
+        self.by_kind: dict[str, float] = {}
+        self.overall: float | None = None
+
+    def record(self, kind: str, seconds: float) -> None:
+        self.by_kind[kind] = _ewma(self.by_kind.get(kind), seconds)
+        self.overall = _ewma(self.overall, seconds)
+
+    def claim_limit(self, seconds_left: float, batch_size: int) -> int:
+        """Slow start: one job until a duration is known, then what fits in the time left."""
+        if self.overall is None:
+            return 1
+        fits = int(seconds_left / max(self.overall, 1e-6))
+        return max(1, min(batch_size, fits))
+
+    def expected(self, kind: str) -> float:
+        return self.by_kind.get(kind, 0.0)
+
+
+def _ewma(previous: float | None, value: float, weight: float = 0.3) -> float:
+    return value if previous is None else previous + weight * (value - previous)
+
+
+class Poller:
+    def __init__(self, engine: Engine, options: PollerOptions, budget: Budget) -> None:
+        self.engine = engine
+        self.options = options
+        self.budget = budget
+        self.summary = PollSummary()
+        self.estimate = DurationEstimate()
+        self.pending: list[queue.Completion] = []
+        self.pending_since = 0.0
+        self.heartbeat: Heartbeat | None = None
+
+    def run(self, heartbeat: Heartbeat) -> PollSummary:
+        opts = self.options
+        self.heartbeat = heartbeat
+        with self.engine.connect() as conn:
+            while self.budget.left() > opts.min_start_seconds:
+                limit = self.estimate.claim_limit(self.budget.left(), opts.batch_size)
+                with conn.begin():
+                    jobs = queue.claim_batch(
+                        conn, owner=opts.owner, limit=limit, lease_seconds=opts.lease_seconds
+                    )
+                self.summary.polls += 1
+                self.summary.claimed += len(jobs)
+                if jobs:
+                    self._run_batch(conn, heartbeat, jobs)
+                if len(jobs) < limit and not self._idle_wait():
+                    break
+        return self.summary
+
+    def _idle_wait(self) -> bool:
+        """Sleep ``poll_interval`` if there is time for another poll after it."""
+        if self.budget.left() <= self.options.poll_interval + self.options.min_start_seconds:
+            return False
+        self.budget.sleep(self.options.poll_interval)
+        return True
+
+    def _run_batch(self, conn: Connection, heartbeat: Heartbeat,
+                   jobs: list[queue.ClaimedJob]) -> None:
+        signals = {job.job_id: heartbeat.hold(job.job_id, job.attempt) for job in jobs}
+        for job in jobs:
+            log.info("Found job", extra={"job_id": str(job.job_id), "kind": job.kind,
+                                         "attempt": job.attempt})
+        try:
+            for job in jobs:
+                if not self._can_start(job):
+                    break
+                self._flush_before(conn, job)
+                ended = self._execute(job, signals[job.job_id])
+                if not self._record(conn, job, ended):
+                    heartbeat.drop(job.job_id)
+        finally:
+            self._flush(conn)
+            unstarted = heartbeat.held()
+            if unstarted:
+                with conn.begin():
+                    released = queue.release_jobs(conn, owner=self.options.owner, held=unstarted)
+                for job_id, _ in unstarted:
+                    heartbeat.drop(job_id)
+                self.summary.released += len(released)
+                log.info("Released jobs it could not start in time",
+                         extra={"released": len(released)})
+
+    def _flush_before(self, conn: Connection, job: queue.ClaimedJob) -> None:
+        """Don't let finished jobs wait behind one that may take a while."""
+        expected = self.estimate.expected(job.kind)
+        if self.pending and (expected == 0.0 or expected > COMPLETION_FLUSH_SECONDS):
+            self._flush(conn)
+
+    def _can_start(self, job: queue.ClaimedJob) -> bool:
+        needed = max(self.options.min_start_seconds, self.estimate.expected(job.kind))
+        return self.budget.left() >= needed
+
+    def _execute(self, job: queue.ClaimedJob, signals: JobSignals) -> Ended:
+        deadline = min(time.monotonic() + self.options.job_timeout_seconds, self.budget.deadline())
+        ctx = JobContext(
+            job_id=job.job_id, kind=job.kind, payload=job.payload, attempt=job.attempt,
+            max_attempts=job.max_attempts, deadline=deadline, signals=signals,
+        )
+        log.info("Starting job", extra={"job_id": str(job.job_id), "kind": job.kind,
+                                        "attempt": job.attempt,
+                                        "deadline_seconds": round(ctx.time_left(), 3)})
+        started = time.monotonic()
+        try:
+            outcome = handler_for(job.kind)(ctx) or JobOutcome()
+            ended = Ended("completed", outcome=outcome)
+        except JobCancelled:
+            ended = Ended("cancelled")
+        except LeaseLostDuringWork:
+            ended = Ended("lost")
+        except JobFailure as exc:
+            ended = Ended("failed", error=_short(exc), permanent=exc.permanent)
+        except Exception as exc:  # one job's crash never ends the invocation
+            log.exception("Job raised", extra={"job_id": str(job.job_id)})
+            ended = Ended("failed", error=_short(exc), permanent=_is_permanent(exc))
+        seconds = time.monotonic() - started
+        self.estimate.record(job.kind, seconds)
+        self.summary.job_seconds.append(seconds)
+        return ended
+
+    def _record(self, conn: Connection, job: queue.ClaimedJob, ended: Ended) -> bool:
+        """Write how the attempt ended; True when the write was buffered for a batch."""
+        opts = self.options
+        extra = {"job_id": str(job.job_id), "kind": job.kind, "attempt": job.attempt}
+        try:
+            outcome = ended.outcome
+            if ended.how == "completed" and outcome is not None and outcome.persist is None:
+                self._buffer(conn, queue.Completion(job.job_id, job.attempt, outcome.result))
+                return True
+            if ended.how == "completed" and outcome is not None and outcome.persist is not None:
+                with conn.begin():
+                    route_group_id = outcome.persist(conn)
+                    queue.complete_job(conn, owner=opts.owner, job_id=job.job_id,
+                                       attempt=job.attempt, result=outcome.result,
+                                       route_group_id=route_group_id)
+                self.summary.completed += 1
+                log.info(f"Job {job.job_id} completed successfully", extra=extra)
+            elif ended.how == "failed":
+                with conn.begin():
+                    progress = queue.fail_job(
+                        conn, owner=opts.owner, job_id=job.job_id, attempt=job.attempt,
+                        error=ended.error or "failed", permanent=ended.permanent,
+                        backoff_base_seconds=opts.backoff_base_seconds,
+                        backoff_cap_seconds=opts.backoff_cap_seconds,
+                    )
+                if progress is Progress.FAILED:
+                    self.summary.failed += 1
+                    log.error(f"Job {job.job_id} failed", extra={**extra, "error": ended.error})
+                else:
+                    self.summary.retried += 1
+                    log.warning(f"Job {job.job_id} will be retried",
+                                extra={**extra, "error": ended.error})
+            elif ended.how == "cancelled":
+                with conn.begin():
+                    queue.cancel_running_job(conn, owner=opts.owner, job_id=job.job_id,
+                                             attempt=job.attempt)
+                self.summary.cancelled += 1
+                log.info(f"Job {job.job_id} cancelled", extra=extra)
+            else:
+                raise LeaseLost(job.job_id, opts.owner, job.attempt)
+        except LeaseLost:
+            self.summary.lost += 1
+            log.warning("Lost the lease of job; its new owner keeps it", extra=extra)
+        return False
+
+    def _buffer(self, conn: Connection, completion: queue.Completion) -> None:
+        if not self.pending:
+            self.pending_since = time.monotonic()
+        self.pending.append(completion)
+        if time.monotonic() - self.pending_since >= COMPLETION_FLUSH_SECONDS:
+            self._flush(conn)
+
+    def _flush(self, conn: Connection) -> None:
+        """Write buffered completions in one fenced statement."""
+        if not self.pending:
+            return
+        done, self.pending = self.pending, []
+        with conn.begin():
+            completed = queue.complete_jobs(conn, owner=self.options.owner, done=done)
+        self.summary.completed += len(completed)
+        self.summary.lost += len(done) - len(completed)
+        for item in done:
+            if self.heartbeat is not None:
+                self.heartbeat.drop(item.job_id)
+            if item.job_id in completed:
+                log.info(f"Job {item.job_id} completed successfully",
+                         extra={"job_id": str(item.job_id)})
+            else:
+                log.warning("Lost the lease of job; its new owner keeps it",
+                            extra={"job_id": str(item.job_id)})
+
+
+def run_poller(engine: Engine, options: PollerOptions, budget: Budget) -> PollSummary:
+    """One invocation's worth of polling; see the module docstring."""
+    poller = Poller(engine, options, budget)
+    try:
+        with Heartbeat(engine, owner=options.owner, lease_seconds=options.lease_seconds) as beat:
+            return poller.run(beat)
+    except Exception as exc:
+        if not is_database_unavailable(exc):
+            raise
+        # Nothing is lost: held leases expire and the sweeper queues those jobs again.
+        log.error("Database unavailable; ending this invocation", exc_info=True)
+        poller.summary.error = f"database unavailable: {type(exc).__name__}"
+        return poller.summary
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    if not isinstance(exc, JobFailure):
+        text = f"{type(exc).__name__}: {text}"
+    return text if len(text) <= ERROR_TEXT_LIMIT else text[: ERROR_TEXT_LIMIT - 1] + "…"
+
+
+def _is_permanent(exc: BaseException) -> bool:
+    """A payload that fails validation can never succeed: no point retrying it."""
+    return type(exc).__name__ == "ValidationError" and type(exc).__module__.startswith("pydantic")
