@@ -7,9 +7,12 @@ Tests get their own database on it, migrated once; each test starts from empty t
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 import pytest
@@ -86,3 +89,70 @@ def engine(database_url: str) -> Iterator[Engine]:
         conn.execute(text(f"TRUNCATE {', '.join(TABLES_TO_EMPTY)} CASCADE"))
     yield engine
     engine.dispose()
+
+
+class LambdaClient:
+    """Calls a real handler module the way API Gateway and Lambda would."""
+
+    def __init__(self, handler: Any) -> None:
+        self.handler = handler
+
+    def __call__(self, method: str, path: str, body: Any = None,
+                 headers: dict[str, str] | None = None, raw: bytes | None = None) -> ApiAnswer:
+        from jobworker.devserver import request_to_event
+        from jobworker.local import LocalContext
+
+        data = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
+        sent = {"content-type": "application/json", **(headers or {})}
+        answer = self.handler(request_to_event(method, path, sent, data),
+                              LocalContext("jobworker-api", 30))
+        return ApiAnswer(answer["statusCode"], answer.get("headers") or {},
+                         answer.get("body") or "")
+
+
+@dataclass
+class ApiAnswer:
+    status: int
+    headers: dict[str, str]
+    text: str
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.text)
+
+
+@pytest.fixture
+def app_env(engine: Engine, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Environment for the handlers: the test database, no AWS, fresh per-process state."""
+    from jobworker import kick, runtime
+
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "jobworker-test")
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+    monkeypatch.delenv("POLLER_FUNCTION_NAME", raising=False)
+    runtime.reset()
+    kick.reset_debounce()
+    yield
+    kick.set_local_kicker(None)
+    runtime.reset()
+
+
+@pytest.fixture
+def api(app_env: None) -> LambdaClient:
+    from jobworker.local import load_handler
+
+    return LambdaClient(load_handler("api"))
+
+
+@pytest.fixture
+def handlers(app_env: None) -> dict[str, Any]:
+    """The poller and sweeper handlers, called with a Lambda-like context of N seconds."""
+    from jobworker.local import LocalContext, load_handler
+
+    def invoker(name: str) -> Any:
+        handler = load_handler(name)
+        return lambda seconds=10.0, event=None: handler(
+            event or {"source": "jobworker.schedule"}, LocalContext(f"jobworker-{name}", seconds)
+        )
+
+    return {"poller": invoker("poller"), "sweeper": invoker("sweeper")}

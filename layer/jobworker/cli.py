@@ -38,7 +38,7 @@ def _dev(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     serve(host=args.host, port=args.port, data_dir=Path(args.data_dir),
           poller_timeout=args.poller_timeout, sweep_every=args.sweep_every,
-          max_pollers=args.max_pollers)
+          max_pollers=args.max_pollers, kick_enabled=not args.no_kick)
     return 0
 
 
@@ -74,6 +74,8 @@ def parser() -> argparse.ArgumentParser:
     dev.add_argument("--sweep-every", type=float, default=60.0)
     dev.add_argument("--max-pollers", type=int, default=2,
                      help="concurrent poller invocations (the reserved concurrency)")
+    dev.add_argument("--no-kick", action="store_true",
+                     help="don't wake a poller after an enqueue; rely on the schedule alone")
 
     commands.add_parser("bench", help="benchmarks: jobworker bench SCENARIO --help",
                         add_help=False)

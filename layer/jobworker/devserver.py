@@ -182,7 +182,7 @@ def database(data_dir: Path) -> Iterator[str]:
 
 
 def serve(*, host: str, port: int, data_dir: Path, poller_timeout: float, sweep_every: float,
-          max_pollers: int) -> None:
+          max_pollers: int, kick_enabled: bool = True) -> None:
     from jobworker import kick, runtime
     from jobworker.migrate import migrate
 
@@ -196,14 +196,15 @@ def serve(*, host: str, port: int, data_dir: Path, poller_timeout: float, sweep_
                                    poll_interval=config.poll_interval,
                                    poller_timeout=poller_timeout, sweep_every=sweep_every,
                                    max_pollers=max_pollers)
-        kick.set_local_kicker(scheduler.kick)
+        kick.set_local_kicker(scheduler.kick if kick_enabled else kick.no_kick)
         ApiRequestHandler.api = staticmethod(api)  # type: ignore[assignment]
         httpd = ThreadingHTTPServer((host, port), ApiRequestHandler)
         httpd.daemon_threads = True
         threading.Thread(target=httpd.serve_forever, daemon=True).start()
         print(json.dumps({"message": "jobworker dev is up", "api": f"http://{host}:{port}",
                           "docs": f"http://{host}:{port}/docs", "schema_revision": revision,
-                          "poll_interval": config.poll_interval}), flush=True)
+                          "poll_interval": config.poll_interval, "kick": kick_enabled}),
+              flush=True)
         try:
             scheduler.run_forever()
         except KeyboardInterrupt:

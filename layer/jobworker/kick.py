@@ -34,6 +34,10 @@ def set_local_kicker(kicker: Callable[[], None] | None) -> None:
     _local_kicker = kicker
 
 
+def no_kick() -> None:
+    """A local kicker that does nothing (``jobworker dev --no-kick``)."""
+
+
 def reset_debounce() -> None:
     global _last_kick
     _last_kick = -KICK_INTERVAL_SECONDS

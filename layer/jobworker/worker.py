@@ -124,6 +124,10 @@ class DurationEstimate:
     def expected(self, kind: str) -> float:
         return self.by_kind.get(kind, 0.0)
 
+    def typical(self) -> float:
+        """Expected duration of a job of unknown kind (0 until one has run)."""
+        return self.overall or 0.0
+
 
 def _ewma(previous: float | None, value: float, weight: float = 0.3) -> float:
     return value if previous is None else previous + weight * (value - previous)
@@ -144,7 +148,7 @@ class Poller:
         opts = self.options
         self.heartbeat = heartbeat
         with self.engine.connect() as conn:
-            while self.budget.left() > opts.min_start_seconds:
+            while self.budget.left() > max(opts.min_start_seconds, self.estimate.typical()):
                 limit = self.estimate.claim_limit(self.budget.left(), opts.batch_size)
                 with conn.begin():
                     jobs = queue.claim_batch(
@@ -152,8 +156,8 @@ class Poller:
                     )
                 self.summary.polls += 1
                 self.summary.claimed += len(jobs)
-                if jobs:
-                    self._run_batch(conn, heartbeat, jobs)
+                if jobs and not self._run_batch(conn, heartbeat, jobs):
+                    break  # out of time: what was left is released
                 if len(jobs) < limit and not self._idle_wait():
                     break
         return self.summary
@@ -166,14 +170,17 @@ class Poller:
         return True
 
     def _run_batch(self, conn: Connection, heartbeat: Heartbeat,
-                   jobs: list[queue.ClaimedJob]) -> None:
+                   jobs: list[queue.ClaimedJob]) -> bool:
+        """Run the batch in order; False if time ran out before every job could start."""
         signals = {job.job_id: heartbeat.hold(job.job_id, job.attempt) for job in jobs}
         for job in jobs:
             log.info("Found job", extra={"job_id": str(job.job_id), "kind": job.kind,
                                          "attempt": job.attempt})
+        in_time = True
         try:
             for job in jobs:
                 if not self._can_start(job):
+                    in_time = False
                     break
                 self._flush_before(conn, job)
                 ended = self._execute(job, signals[job.job_id])
@@ -190,6 +197,7 @@ class Poller:
                 self.summary.released += len(released)
                 log.info("Released jobs it could not start in time",
                          extra={"released": len(released)})
+        return in_time
 
     def _flush_before(self, conn: Connection, job: queue.ClaimedJob) -> None:
         """Don't let finished jobs wait behind one that may take a while."""

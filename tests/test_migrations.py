@@ -1,0 +1,133 @@
+"""The schema: migrations apply idempotently and concurrently, and the seed's SQL works verbatim."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import psycopg
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+from jobworker.db import libpq_url, make_engine
+from jobworker.migrate import migrate
+from jobworker.sql import query
+
+SEED_INSERT = (
+    "INSERT INTO jobs (job_id, progress, created_at) "
+    "VALUES (gen_random_uuid(), 'QUEUED', NOW()) RETURNING job_id;"
+)
+SEED_COUNT_BY_PROGRESS = "SELECT progress, COUNT(*) as count FROM jobs GROUP BY progress;"
+SEED_STUCK_JOBS = """SELECT job_id, progress, started_at,
+   EXTRACT(EPOCH FROM (NOW() - started_at))/60 as minutes_running
+   FROM jobs
+   WHERE progress = 'RUNNING'
+   AND started_at < NOW() - INTERVAL '30 minutes';"""
+SEED_MANUAL_RESET = (
+    "UPDATE jobs SET progress = 'QUEUED', started_at = NULL "
+    "WHERE progress = 'RUNNING' AND job_id = %s"
+)
+
+
+def test_migrate__twice_on_empty_database_is_idempotent(empty_database_url: str) -> None:
+    engine = make_engine(empty_database_url)
+    try:
+        assert migrate(engine) == "0002"
+        assert migrate(engine) == "0002"
+        with engine.connect() as conn:
+            tables = set(conn.execute(text(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).scalars())
+        assert {"jobs", "route_groups", "routes", "route_stops", "alembic_version"} <= tables
+    finally:
+        engine.dispose()
+
+
+def test_migrate__two_processes_at_once_both_succeed(empty_database_url: str) -> None:
+    env = {**os.environ, "DATABASE_URL": empty_database_url}
+    command = [sys.executable, "-m", "jobworker.cli", "migrate"]
+    runs = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True) for _ in range(2)]
+    results = [run.communicate(timeout=120) + (run.returncode,) for run in runs]
+    for stdout, stderr, code in results:
+        assert code == 0, stderr
+        assert '"schema_revision": "0002"' in stdout
+    with psycopg.connect(empty_database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM alembic_version").fetchone() == (1,)
+
+
+def test_seed_sql__enum_lists_the_five_states_first(engine: Engine, database_url: str) -> None:
+    with psycopg.connect(libpq_url(database_url)) as conn:
+        values = [row[0] for row in
+                  conn.execute("SELECT unnest(enum_range(NULL::progressenum));")]
+    assert values[:5] == ["PENDING", "QUEUED", "RUNNING", "COMPLETED", "FAILED"]
+
+
+def test_seed_sql__insert_count_stuck_and_manual_reset(engine: Engine, database_url: str) -> None:
+    with psycopg.connect(libpq_url(database_url), autocommit=True) as conn:
+        job_id = conn.execute(SEED_INSERT).fetchone()[0]  # type: ignore[index]
+        assert conn.execute(SEED_COUNT_BY_PROGRESS).fetchall() == [("QUEUED", 1)]
+        # A worker claims it and then appears stuck for 45 minutes.
+        conn.execute("UPDATE jobs SET progress = 'RUNNING', started_at = now() - interval "
+                     "'45 minutes', lease_owner = 'w', lease_expires_at = now() WHERE job_id = %s",
+                     (job_id,))
+        stuck = conn.execute(SEED_STUCK_JOBS).fetchall()
+        assert [row[0] for row in stuck] == [job_id]
+        assert stuck[0][3] == pytest.approx(45, abs=1)
+        conn.execute(SEED_MANUAL_RESET, (job_id,))
+        row = conn.execute("SELECT progress, started_at, lease_owner FROM jobs WHERE job_id = %s",
+                           (job_id,)).fetchone()
+    assert row == ("QUEUED", None, None)
+
+
+def test_updated_at__moves_on_a_raw_sql_update(engine: Engine) -> None:
+    with engine.begin() as conn:
+        job_id = conn.execute(text(SEED_INSERT)).scalar_one()
+        before = conn.execute(text("SELECT updated_at FROM jobs WHERE job_id = :id"),
+                              {"id": job_id}).scalar_one()
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE jobs SET priority = 5 WHERE job_id = :id"), {"id": job_id})
+        after = conn.execute(text("SELECT updated_at FROM jobs WHERE job_id = :id"),
+                             {"id": job_id}).scalar_one()
+    assert after > before
+
+
+@pytest.mark.parametrize(
+    ("statement", "constraint"),
+    [
+        ("UPDATE jobs SET progress = 'RUNNING'", "jobs_lease_iff_running"),
+        ("UPDATE jobs SET progress = 'COMPLETED'", "jobs_finished_iff_terminal"),
+        ("UPDATE jobs SET attempts = 4", "jobs_attempts_within_max"),
+        ("UPDATE jobs SET payload = '[]'", "jobs_payload_is_object"),
+        ("UPDATE jobs SET kind = ''", "jobs_kind_not_blank"),
+    ],
+)
+def test_schema__refuses_rows_that_break_invariants(engine: Engine, statement: str,
+                                                     constraint: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(text(SEED_INSERT))
+    with pytest.raises(Exception, match=constraint), engine.begin() as conn:
+        conn.execute(text(statement))
+
+
+def test_claim_plan__stays_on_the_partial_index_beside_1m_finished_jobs(engine: Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO jobs (kind, progress, started_at, finished_at, attempts, created_at) "
+            "SELECT 'noop', 'COMPLETED', now(), now(), 1, now() - make_interval(secs => i) "
+            "FROM generate_series(1, 1000000) AS i"))
+        conn.execute(text(
+            "INSERT INTO jobs (kind, progress) SELECT 'noop', 'QUEUED' "
+            "FROM generate_series(1, 1000)"))
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE jobs"))
+    claim_sql = str(query("job_claim_batch"))
+    with engine.begin() as conn:
+        plan = "\n".join(conn.execute(
+            text("EXPLAIN " + claim_sql),
+            {"owner": "w", "limit": 100, "lease_seconds": 60, "now": None},
+        ).scalars())
+        conn.rollback()
+    assert "jobs_queued_claim_idx" in plan, plan
+    assert "Seq Scan on jobs" not in plan, plan

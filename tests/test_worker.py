@@ -1,0 +1,187 @@
+"""The poller's work loop on real Postgres: outcomes, deadlines, heartbeats, cancellation."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+from jobworker import queue
+from jobworker.db import make_engine
+from jobworker.progress import Progress
+from jobworker.queue import NewJob
+from jobworker.worker import Budget, PollerOptions, run_poller
+
+
+def options(**overrides: Any) -> PollerOptions:
+    values: dict[str, Any] = {"owner": "test-poller", "batch_size": 50, "lease_seconds": 30,
+                              "poll_interval": 0.2, "backoff_base_seconds": 60}
+    values.update(overrides)
+    return PollerOptions(**values)
+
+
+def enqueue(engine: Engine, *jobs: NewJob, max_attempts: int = 3) -> list[UUID]:
+    with engine.begin() as conn:
+        return queue.create_jobs(conn, list(jobs), max_attempts=max_attempts)
+
+
+def rows(engine: Engine) -> dict[UUID, queue.Job]:
+    with engine.connect() as conn:
+        return {job.job_id: job for job in queue.list_jobs(conn, limit=10_000)}
+
+
+def test_poller__drains_noop_jobs_and_reports_counts(engine: Engine) -> None:
+    ids = enqueue(engine, *[NewJob(kind="noop")] * 120)
+    summary = run_poller(engine, options(batch_size=50), Budget.seconds(3))
+    assert (summary.claimed, summary.completed, summary.failed, summary.lost) == (120, 120, 0, 0)
+    assert {job.progress for job in rows(engine).values()} == {Progress.COMPLETED}
+    assert set(rows(engine)) == set(ids)
+
+
+def test_poller__one_failing_job_does_not_stop_the_others(engine: Engine) -> None:
+    transient, permanent, unknown, fine = enqueue(
+        engine,
+        NewJob(kind="simulate", payload={"seconds": 0, "fail": "transient"}, priority=1),
+        NewJob(kind="simulate", payload={"seconds": 0, "fail": "permanent"}, priority=2),
+        NewJob(kind="no-such-kind", priority=3),
+        NewJob(kind="noop", priority=4),
+    )
+    summary = run_poller(engine, options(), Budget.seconds(1.5))
+    jobs = rows(engine)
+    assert (summary.retried, summary.failed, summary.completed) == (1, 2, 1)
+    assert jobs[transient].progress is Progress.QUEUED
+    assert jobs[transient].error == "simulated transient failure"
+    assert jobs[transient].run_at > datetime.now(UTC) + timedelta(seconds=20)  # backoff
+    assert jobs[permanent].progress is Progress.FAILED
+    assert jobs[unknown].progress is Progress.FAILED
+    assert "unknown job kind 'no-such-kind'" in (jobs[unknown].error or "")
+    assert jobs[fine].progress is Progress.COMPLETED
+
+
+def test_poller__invalid_payload_fails_permanently(engine: Engine) -> None:
+    (job_id,) = enqueue(engine, NewJob(kind="simulate", payload={"seconds": "soon"}))
+    run_poller(engine, options(), Budget.seconds(1))
+    job = rows(engine)[job_id]
+    assert job.progress is Progress.FAILED
+    assert job.attempts == 1
+    assert "invalid simulate payload" in (job.error or "")
+
+
+def test_poller__transient_errors_end_failed_after_max_attempts(engine: Engine) -> None:
+    (job_id,) = enqueue(engine, NewJob(kind="simulate", payload={"seconds": 0,
+                                                                 "fail": "transient"}),
+                        max_attempts=3)
+    summary = run_poller(engine, options(backoff_base_seconds=0, backoff_cap_seconds=0),
+                         Budget.seconds(2))
+    job = rows(engine)[job_id]
+    assert (summary.retried, summary.failed) == (2, 1)
+    assert job.progress is Progress.FAILED
+    assert [entry["outcome"] for entry in job.attempt_history] == ["error"] * 3
+
+
+def test_poller__deadline_claims_only_what_it_can_start_and_another_finishes(
+    engine: Engine,
+) -> None:
+    """A 5 s budget and 2 s jobs: it runs two, never claims a third, and a second poller
+    completes the rest."""
+    ids = enqueue(engine, *[NewJob(kind="simulate", payload={"seconds": 2})] * 4)
+    first = run_poller(engine, options(owner="first"), Budget.seconds(5))
+    assert (first.claimed, first.completed, first.released) == (2, 2, 0)
+    waiting = [job for job in rows(engine).values() if job.progress is Progress.QUEUED]
+    assert len(waiting) == 2
+    assert all(job.attempts == 0 for job in waiting)
+    second = run_poller(engine, options(owner="second"), Budget.seconds(5))
+    assert second.completed == 2
+    assert {rows(engine)[job_id].progress for job_id in ids} == {Progress.COMPLETED}
+
+
+def test_poller__releases_claimed_jobs_it_cannot_start_in_time(engine: Engine) -> None:
+    enqueue(engine, NewJob(kind="noop", priority=0),
+            *[NewJob(kind="simulate", payload={"seconds": 1.5}, priority=1)] * 4)
+    summary = run_poller(engine, options(), Budget.seconds(2.5))
+    assert summary.claimed == 5  # the fast noop made the next claim a full batch
+    assert summary.completed == 2
+    assert summary.released == 3
+    jobs = rows(engine).values()
+    released = [job for job in jobs if job.progress is Progress.QUEUED]
+    assert len(released) == 3
+    assert all(job.attempts == 0 and job.lease_owner is None for job in released)
+
+
+def test_poller__each_job_deadline_is_capped_by_the_budget(engine: Engine) -> None:
+    (job_id,) = enqueue(engine, NewJob(kind="simulate", payload={"seconds": 30}))
+    started = time.monotonic()
+    summary = run_poller(engine, options(), Budget.seconds(1.0))
+    assert time.monotonic() - started < 10
+    job = rows(engine)[job_id]
+    assert summary.retried == 1
+    assert job.progress is Progress.QUEUED
+    assert "deadline" in (job.error or "")
+
+
+def test_poller__running_job_cancelled_through_the_heartbeat(engine: Engine) -> None:
+    (job_id,) = enqueue(engine, NewJob(kind="simulate", payload={"seconds": 20}))
+
+    def cancel_soon() -> None:
+        time.sleep(0.5)
+        with engine.begin() as conn:
+            queue.cancel_job(conn, job_id)
+
+    threading.Thread(target=cancel_soon).start()
+    summary = run_poller(engine, options(lease_seconds=1.5), Budget.seconds(10))
+    job = rows(engine)[job_id]
+    assert summary.cancelled == 1
+    assert job.progress is Progress.CANCELLED
+    assert job.finished_at is not None
+
+
+def test_poller__lost_lease_stops_the_work_and_writes_nothing(engine: Engine) -> None:
+    (job_id,) = enqueue(engine, NewJob(kind="simulate", payload={"seconds": 20}))
+
+    def steal_soon() -> None:
+        """The sweeper wrongly thinks the worker died (clock skew) and another worker claims."""
+        time.sleep(0.5)
+        with engine.begin() as conn:
+            later = datetime.now(UTC) + timedelta(hours=1)
+            queue.recover_orphans(conn, now=later)
+            queue.claim_batch(conn, owner="thief", limit=1, lease_seconds=600, now=later)
+
+    threading.Thread(target=steal_soon).start()
+    summary = run_poller(engine, options(lease_seconds=1.5), Budget.seconds(10))
+    job = rows(engine)[job_id]
+    assert summary.lost == 1
+    assert (job.progress, job.lease_owner, job.attempts) == (Progress.RUNNING, "thief", 2)
+
+
+def test_poller__database_unreachable_ends_the_invocation_cleanly() -> None:
+    dead = make_engine("postgresql://postgres@/postgres?host=/tmp/jobworker-no-server-here")
+    summary = run_poller(dead, options(), Budget.seconds(2))
+    assert summary.error is not None
+    assert summary.error.startswith("database unavailable")
+
+
+def test_poller_handler__seed_raw_insert_runs_to_completed_with_seed_logs(
+    engine: Engine, handlers: dict[str, Any], caplog: pytest.LogCaptureFixture,
+) -> None:
+    with engine.begin() as conn:
+        job_id = conn.execute(text(
+            "INSERT INTO jobs (job_id, progress, created_at) "
+            "VALUES (gen_random_uuid(), 'QUEUED', NOW()) RETURNING job_id;")).scalar_one()
+    summary = handlers["poller"](5)
+    job = rows(engine)[job_id]
+    assert summary["completed"] == 1
+    assert job.progress is Progress.COMPLETED
+    assert job.started_at is not None
+    assert job.finished_at is not None
+    assert job.route_group_id is not None
+    about_job = [record for record in caplog.records
+                 if getattr(record, "job_id", None) == str(job_id)]
+    messages = " | ".join(record.getMessage() for record in about_job)
+    for wording in ("Found job", "Starting job", "Generating routes", "completed successfully"):
+        assert wording in messages
