@@ -49,7 +49,7 @@ def test_migrate__two_processes_at_once_both_succeed(empty_database_url: str) ->
     command = [sys.executable, "-m", "jobworker.cli", "migrate"]
     runs = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True) for _ in range(2)]
-    results = [run.communicate(timeout=120) + (run.returncode,) for run in runs]
+    results = [(*run.communicate(timeout=120), run.returncode) for run in runs]
     for stdout, stderr, code in results:
         assert code == 0, stderr
         assert '"schema_revision": "0002"' in stdout
