@@ -38,11 +38,13 @@ warnings.filterwarnings("ignore", message="No application metrics to publish")
 tracer = Tracer()
 copy_config_to_registered_loggers(source_logger=logger, include={"jobworker"})
 app = APIGatewayHttpResolver(enable_validation=True)
-API_INFO = {"title": "jobworker", "version": "1.0.0",
-            "description": "A job queue whose queue is a PostgreSQL table."}
-app.enable_swagger(path="/docs", **API_INFO)
+TITLE, VERSION = "jobworker", "1.0.0"
+DESCRIPTION = "A job queue whose queue is a PostgreSQL table."
+app.enable_swagger(path="/docs", title=TITLE, version=VERSION, description=DESCRIPTION)
 
+NO_NUL = r"^[^\x00]*$"  # Postgres text cannot hold NUL
 IdempotencyKey = Annotated[str | None, Header(alias="idempotency-key", max_length=200,
+                                               pattern=NO_NUL,
                                                description="Retry-safe: same key, same job")]
 
 
@@ -114,7 +116,7 @@ def stats() -> StatsView:
 
 @app.get("/jobs")
 def list_jobs(progress: Annotated[Progress | None, Query()] = None,
-              kind: Annotated[str | None, Query(max_length=100)] = None,
+              kind: Annotated[str | None, Query(max_length=100, pattern=NO_NUL)] = None,
               limit: Annotated[int, Query(ge=1, le=200)] = 50,
               cursor: Annotated[str | None, Query(max_length=200)] = None) -> Response[str]:
     """Newest first; follow ``next_cursor`` for the next page."""
@@ -151,15 +153,21 @@ def health() -> Response[str]:
 @app.get("/openapi.json", include_in_schema=False)
 def openapi() -> Response[str]:
     return Response(200, content_types.APPLICATION_JSON,
-                    app.get_openapi_json_schema(**API_INFO))
+                    app.get_openapi_json_schema(title=TITLE, version=VERSION,
+                                                description=DESCRIPTION))
 
 
-@app.exception_handler(RequestValidationError)
+@app.not_found
+def on_unknown_route(exc: Exception) -> Response[str]:
+    return http.error_response(404, "not_found", "no such route; see /docs")
+
+
+@app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]
 def on_invalid_request(exc: RequestValidationError) -> Response[str]:
     return http.validation_response(exc.errors())
 
 
-@app.exception_handler(Exception)
+@app.exception_handler(Exception)  # type: ignore[untyped-decorator]
 def on_error(exc: Exception) -> Response[str]:
     return http.response_for_exception(exc)
 

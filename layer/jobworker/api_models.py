@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from jobworker.errors import PermanentJobError
 from jobworker.kinds import kind_spec
@@ -16,6 +24,8 @@ from jobworker.progress import Progress
 from jobworker.queue import DEFAULT_KIND, Job, QueueStats
 
 MAX_BATCH = 1000
+EARLIEST_RUN_AT = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_DELAY = timedelta(days=366)
 
 
 class CreateJobRequest(BaseModel):
@@ -28,6 +38,17 @@ class CreateJobRequest(BaseModel):
     priority: int = Field(0, ge=-1000, le=1000, description="Lower runs first")
     max_attempts: int | None = Field(None, ge=1, le=100)
     run_at: AwareDatetime | None = Field(None, description="Not before this time (with timezone)")
+
+    @field_validator("run_at")
+    @classmethod
+    def _run_at_in_range(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        latest = datetime.now(UTC) + MAX_DELAY
+        if not EARLIEST_RUN_AT <= value <= latest:
+            raise ValueError(f"run_at must lie between {EARLIEST_RUN_AT:%Y-%m-%d} and one year "
+                             "from now")
+        return value
 
     @model_validator(mode="after")
     def _payload_fits_kind(self) -> CreateJobRequest:

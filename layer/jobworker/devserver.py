@@ -197,7 +197,7 @@ def serve(*, host: str, port: int, data_dir: Path, poller_timeout: float, sweep_
                                    poller_timeout=poller_timeout, sweep_every=sweep_every,
                                    max_pollers=max_pollers)
         kick.set_local_kicker(scheduler.kick if kick_enabled else kick.no_kick)
-        ApiRequestHandler.api = staticmethod(api)  # type: ignore[assignment]
+        ApiRequestHandler.api = staticmethod(api)
         httpd = ThreadingHTTPServer((host, port), ApiRequestHandler)
         httpd.daemon_threads = True
         threading.Thread(target=httpd.serve_forever, daemon=True).start()

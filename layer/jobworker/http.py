@@ -63,6 +63,8 @@ def response_for_exception(exc: Exception) -> Response[str]:
     if isinstance(exc, IdempotencyConflict):
         return error_response(422, "idempotency_key_reused", str(exc),
                               [{"job_id": str(exc.job_id)}])
+    if _is_data_error(exc):
+        return error_response(422, "invalid_data", "a value in the request cannot be stored")
     if is_database_unavailable(exc):
         log.error("Database unavailable", exc_info=exc)
         return error_response(503, "database_unavailable",
@@ -92,12 +94,20 @@ def validation_response(errors: Any) -> Response[str]:
     return error_response(422, "validation_error", f"invalid request: {fields}", details)
 
 
+def _is_data_error(exc: Exception) -> bool:
+    """Postgres refused a value (out of range, bad encoding): the input's fault, not ours."""
+    import sys
+
+    sa_exc = sys.modules.get("sqlalchemy.exc")
+    return sa_exc is not None and isinstance(exc, sa_exc.DataError)
+
+
 def _message_of(error: dict[str, Any]) -> str:
     if error.get("msg"):
-        return str(error["msg"])
+        return str(error["msg"]).removeprefix("Value error, ")
     ctx = error.get("ctx") or {}
     if "error" in ctx:
-        return str(ctx["error"])
+        return str(ctx["error"]).removeprefix("Value error, ")
     return str(error.get("type", "invalid")).replace("_", " ")
 
 
@@ -136,30 +146,46 @@ def guard_request(event: dict[str, Any]) -> dict[str, Any] | None:
         return _raw_error(400, "json_too_deep", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     except (ValueError, UnicodeDecodeError):
         return _raw_error(400, "malformed_json", "request body is not valid JSON")
-    if _depth(parsed) > MAX_JSON_DEPTH:
+    depth, nul_at = _inspect(parsed)
+    if depth > MAX_JSON_DEPTH:
         return _raw_error(400, "json_too_deep", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    if nul_at is not None:
+        field = ".".join(["body", *map(str, nul_at)])
+        message = "may not contain the NUL character (\\u0000)"
+        return _raw_error(422, "validation_error", f"invalid request: {field}",
+                          [{"field": field, "message": message, "type": "string_nul"}])
     return None
 
 
-def _depth(value: Any) -> int:
-    """Nesting depth, iteratively (a recursive walk is what deep JSON is meant to break)."""
+def _inspect(value: Any) -> tuple[int, tuple[str | int, ...] | None]:
+    """Nesting depth, and where the first key or string holding a NUL is (Postgres text
+    cannot store one). Iterative: a recursive walk is what deep JSON is meant to break."""
     deepest = 0
-    stack = [(value, 1)]
+    nul_at: tuple[str | int, ...] | None = None
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(value, ())]
     while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict | list):
+        item, path = stack.pop()
+        depth = len(path) + 1
+        if isinstance(item, str):
+            if nul_at is None and "\x00" in item:
+                nul_at = path
+        elif isinstance(item, dict | list):
             deepest = max(deepest, depth)
             if depth > MAX_JSON_DEPTH:
-                return depth
-            children = item.values() if isinstance(item, dict) else item
-            stack.extend((child, depth + 1) for child in children)
-    return deepest
+                return depth, nul_at
+            pairs = item.items() if isinstance(item, dict) else enumerate(item)
+            for key, child in pairs:
+                if nul_at is None and isinstance(key, str) and "\x00" in key:
+                    nul_at = (*path, key)
+                stack.append((child, (*path, key)))
+    return deepest, nul_at
 
 
-def _raw_error(status: int, code: str, message: str) -> dict[str, Any]:
+def _raw_error(status: int, code: str, message: str,
+               details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     return {
         "statusCode": status,
         "headers": {"Content-Type": "application/json"},
-        "body": json.dumps(error_body(code, message)),
+        "body": json.dumps(error_body(code, message, details)),
         "isBase64Encoded": False,
     }

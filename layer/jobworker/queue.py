@@ -224,7 +224,7 @@ def list_jobs(
 def queue_stats(conn: Connection, *, now: datetime | None = None) -> QueueStats:
     counts = dict.fromkeys(Progress, 0)
     for row in conn.execute(query("job_count_by_progress")):
-        counts[Progress(row.progress)] = row.count
+        counts[Progress(row.progress)] = row.jobs
     oldest = conn.execute(query("job_oldest_queued_age_seconds"), {"now": now}).scalar_one()
     return QueueStats(counts=counts, oldest_queued_age_seconds=oldest)
 
@@ -241,11 +241,13 @@ def claim_batch(
     now: datetime | None = None,
 ) -> list[ClaimedJob]:
     """Lease up to ``limit`` runnable jobs (QUEUED, run_at reached), in claim order."""
-    rows = conn.execute(
-        query("job_claim_batch"),
-        {"owner": owner, "limit": limit, "lease_seconds": lease_seconds, "now": now},
-    ).all()
-    rows.sort(key=lambda row: (row.priority, row.run_at))
+    rows = sorted(
+        conn.execute(
+            query("job_claim_batch"),
+            {"owner": owner, "limit": limit, "lease_seconds": lease_seconds, "now": now},
+        ),
+        key=lambda row: (row.priority, row.run_at),
+    )
     return [
         ClaimedJob(
             job_id=row.job_id,

@@ -39,7 +39,7 @@ def generate_routes(ctx: JobContext) -> JobOutcome:
     )
     plan = solve(problem_from_request(request), time_limit_seconds=time_limit,
                  heartbeat=ctx.check_signals)
-    summary = {
+    summary: dict[str, object] = {
         "total_distance_km": plan.total_distance_km,
         "total_duration_minutes": plan.total_duration_minutes,
         "vehicles_used": plan.vehicles_used,

@@ -153,6 +153,7 @@ def job_routes(job_id: UUID, *, geojson: bool) -> dict[str, Any]:
     from jobworker.errors import RoutesNotAvailable
     from jobworker.route_store import load_plan
     from jobworker.routing.geojson import plan_to_geojson
+    from jobworker.routing.models import Depot
 
     with get_engine().connect() as conn:
         job = queue.get_job(conn, job_id)
@@ -160,7 +161,7 @@ def job_routes(job_id: UUID, *, geojson: bool) -> dict[str, Any]:
     if stored is None:
         raise RoutesNotAvailable(job_id, job.kind, job.progress)
     if geojson:
-        return plan_to_geojson(stored.plan, (stored.depot_lat, stored.depot_lon))
+        return plan_to_geojson(stored.plan, Depot(lat=stored.depot_lat, lon=stored.depot_lon))
     return {
         "job_id": str(job_id),
         "route_group_id": str(stored.route_group_id),

@@ -102,7 +102,7 @@ UPDATE jobs AS j
 RETURNING j.job_id;
 
 -- name: job_count_by_progress
-SELECT progress::text AS progress, count(*) AS count
+SELECT progress::text AS progress, count(*) AS jobs
   FROM jobs
  GROUP BY progress;
 
