@@ -239,6 +239,23 @@ def test_fence__late_complete_after_recovery_and_reclaim_changes_nothing(engine:
         assert progress_of(conn, job_id) is Progress.COMPLETED
 
 
+def test_fence__other_owner_with_the_same_attempt_number_is_refused(engine: Engine) -> None:
+    """Timed out, retried (attempts start again at 0), claimed by someone else: the attempt
+    numbers match, so only the owner check keeps the first worker out."""
+    with engine.begin() as conn:
+        (job_id,) = queued(conn)
+        first = claim_one(conn, owner="first", now=T0, lease_seconds=3600)
+        assert queue.fail_timed_out(conn, timeout_minutes=30, now=at(31 * 60)) == [job_id]
+        queue.retry_job(conn, job_id, now=at(32 * 60))
+        second = claim_one(conn, owner="second", now=at(33 * 60))
+        assert second.attempt == first.attempt
+        with pytest.raises(LeaseLost):
+            queue.complete_job(conn, owner="first", job_id=job_id, attempt=first.attempt)
+        assert queue.extend_leases(conn, owner="first", held=[(job_id, first.attempt)],
+                                   lease_seconds=30) == {}
+        assert queue.get_job(conn, job_id).lease_owner == "second"
+
+
 def test_fence__same_owner_with_stale_attempt_is_refused(engine: Engine) -> None:
     with engine.begin() as conn:
         (job_id,) = queued(conn)

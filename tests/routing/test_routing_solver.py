@@ -1,0 +1,226 @@
+"""The solver entry point: valid routes, the time limit, heartbeats, infeasible input."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+import pytest
+
+from jobworker.errors import PermanentJobError
+from jobworker.routing.models import GenerateRoutesRequest
+from jobworker.routing.plan import RoutePlan
+from jobworker.routing.solver import (
+    InfeasibleProblem,
+    RoutingProblem,
+    problem_from_request,
+    solve,
+)
+
+RequestFactory = Callable[..., GenerateRoutesRequest]
+PlanChecker = Callable[[RoutePlan, GenerateRoutesRequest, RoutingProblem], None]
+
+
+def test_solve__capacitated_plan_is_valid(
+    make_request: RequestFactory, assert_valid_plan: PlanChecker
+) -> None:
+    request = make_request(60, vehicles=12, capacity=20)
+    problem = problem_from_request(request)
+
+    plan = solve(problem, time_limit_seconds=1.5)
+
+    assert_valid_plan(plan, request, problem)
+    assert plan.vehicles_used >= 9  # 60 locations of demand 1..5 need more than 8 x 20
+
+
+def test_solve__time_windows_service_and_max_route_are_kept(
+    make_request: RequestFactory, assert_valid_plan: PlanChecker
+) -> None:
+    request = make_request(
+        50, seed=7, vehicles=15, windows=True, service_minutes=6, max_route_minutes=300
+    )
+    problem = problem_from_request(request)
+
+    plan = solve(problem, time_limit_seconds=2)
+
+    assert_valid_plan(plan, request, problem)
+    assert any(stop.wait_minutes > 0 for route in plan.routes for stop in route.stops) or all(
+        route.start_minute > 0 for route in plan.routes
+    ), "windows opening at 08:00 make vehicles wait or leave late"
+
+
+def test_solve__deadline_shorter_than_budget__stops_in_time_and_says_so(
+    make_request: RequestFactory, assert_valid_plan: PlanChecker
+) -> None:
+    request = make_request(300, vehicles=80, max_runtime_seconds=30)
+    problem = problem_from_request(request)
+
+    started = time.monotonic()
+    plan = solve(problem, time_limit_seconds=1)
+    elapsed = time.monotonic() - started
+
+    assert elapsed < 2.5
+    assert plan.solver.stopped_early
+    assert plan.solver.stop_reason == "deadline"
+    assert "deadline cut the search to 1 s of the 30 s" in plan.notes[0]
+    assert_valid_plan(plan, request, problem)
+
+
+def test_solve__budget_reached__not_stopped_early(make_request: RequestFactory) -> None:
+    problem = problem_from_request(make_request(30, max_runtime_seconds=1))
+
+    plan = solve(problem, time_limit_seconds=1, stale_iterations=10**9)
+
+    assert not plan.solver.stopped_early
+    assert plan.solver.stop_reason == "time_limit"
+
+
+def test_solve__converged_small_problem__ends_before_the_limit(
+    make_request: RequestFactory,
+) -> None:
+    problem = problem_from_request(make_request(8))
+
+    plan = solve(problem, time_limit_seconds=30, stale_iterations=500)
+
+    assert plan.solver.stop_reason == "converged"
+    assert plan.solver.runtime_seconds < 10
+    assert not plan.solver.stopped_early
+
+
+def test_solve__heartbeat_is_called_while_searching(make_request: RequestFactory) -> None:
+    beats: list[float] = []
+
+    solve(
+        problem_from_request(make_request(40)),
+        time_limit_seconds=2.6,
+        heartbeat=lambda: beats.append(time.monotonic()),
+        stale_iterations=10**9,
+    )
+
+    assert len(beats) >= 2
+    assert all(later - earlier >= 0.9 for earlier, later in itertools.pairwise(beats))
+
+
+class _Cancelled(Exception):
+    pass
+
+
+def test_solve__heartbeat_raises__solve_aborts_with_that_error(
+    make_request: RequestFactory,
+) -> None:
+    def cancel() -> None:
+        raise _Cancelled("job cancelled")
+
+    started = time.monotonic()
+    with pytest.raises(_Cancelled):
+        solve(problem_from_request(make_request(40)), time_limit_seconds=30, heartbeat=cancel)
+
+    assert time.monotonic() - started < 10
+
+
+def test_solve__empty_problem__empty_plan() -> None:
+    problem = problem_from_request(GenerateRoutesRequest.from_payload({}))
+
+    plan = solve(problem, time_limit_seconds=5)
+
+    assert plan.routes == []
+    assert plan.to_dict()["locations_served"] == 0
+    assert plan.solver.stop_reason == "empty"
+
+
+def test_solve__window_closes_before_any_vehicle_arrives__infeasible(
+    make_request: RequestFactory,
+) -> None:
+    payload = make_request(5).model_dump()
+    # ~111 km north of the depot: 167 minutes away at 40 km/h, window closes at minute 60.
+    payload["location_group"]["locations"].append(
+        {"id": "far-away", "lat": 53.37, "lon": 4.89, "time_window": {"earliest": 0, "latest": 60}}
+    )
+    problem = problem_from_request(GenerateRoutesRequest.model_validate(payload))
+
+    with pytest.raises(InfeasibleProblem) as caught:
+        solve(problem, time_limit_seconds=5)
+
+    message = str(caught.value)
+    assert "far-away" in message
+    assert "time window closes before a vehicle can get there" in message
+    assert isinstance(caught.value, PermanentJobError)
+
+
+def test_solve__location_heavier_than_vehicle__infeasible(make_request: RequestFactory) -> None:
+    problem = problem_from_request(make_request(5, capacity=10))
+    heavy = dataclasses.replace(problem, demands=(3, 25, 1, 1, 1))
+
+    with pytest.raises(InfeasibleProblem, match=r"vehicle capacity of 10 at L1 \(25\)"):
+        solve(heavy, time_limit_seconds=5)
+
+
+def test_solve__max_route_shorter_than_a_round_trip__infeasible(
+    make_request: RequestFactory,
+) -> None:
+    problem = problem_from_request(make_request(5, max_route_minutes=2))
+
+    with pytest.raises(InfeasibleProblem, match="shorter than a direct round trip"):
+        solve(problem, time_limit_seconds=5)
+
+
+def test_solve__windows_reachable_alone_but_not_together__infeasible_after_search() -> None:
+    # Two places 20 km apart (30 min at 40 km/h) both served 60..61 by the only vehicle.
+    request = GenerateRoutesRequest.model_validate(
+        {
+            "location_group": {
+                "depot": {"lat": 52.0, "lon": 5.0},
+                "locations": [
+                    {"id": "north", "lat": 52.09, "lon": 5.0, "earliest": 60, "latest": 61},
+                    {"id": "south", "lat": 51.91, "lon": 5.0, "earliest": 60, "latest": 61},
+                ],
+            },
+            "settings": {"vehicles": 1, "vehicle_capacity": 5},
+        }
+    )
+
+    with pytest.raises(InfeasibleProblem) as caught:
+        solve(problem_from_request(request), time_limit_seconds=1)
+
+    message = str(caught.value)
+    assert "arrives after the time window" in message
+    assert "north" in message or "south" in message
+    assert "add vehicles" in message
+
+
+def test_plan__to_dict_and_back__same_plan(make_request: RequestFactory) -> None:
+    plan = solve(problem_from_request(make_request(20, windows=True)), time_limit_seconds=0.5)
+
+    stored = json.loads(json.dumps(plan.to_dict()))
+
+    assert RoutePlan.from_dict(stored) == plan
+    assert stored["total_distance_km"] == plan.total_distance_km
+    solver_keys = {"cost", "feasible", "runtime_seconds", "iterations", "stopped_early", "seed"}
+    assert set(stored["solver"]) >= solver_keys
+
+
+def test_solve__seed_is_reported(make_request: RequestFactory) -> None:
+    problem = problem_from_request(make_request(10))
+
+    assert solve(problem, time_limit_seconds=0.2, seed=42).solver.seed == 42
+    assert solve(problem, time_limit_seconds=0.2).solver.seed == 0
+
+
+def test_import__api_side_modules_stay_light() -> None:
+    """Models, plan and GeoJSON import neither numpy nor PyVRP; the solver not PyVRP."""
+    script = (
+        "import sys\n"
+        "import jobworker.routing.models, jobworker.routing.plan, jobworker.routing.geojson\n"
+        "assert 'numpy' not in sys.modules and 'pyvrp' not in sys.modules, 'api side'\n"
+        "from jobworker.routing.models import GenerateRoutesRequest\n"
+        "from jobworker.routing.solver import problem_from_request, solve\n"
+        "request = GenerateRoutesRequest.from_payload({})\n"
+        "solve(problem_from_request(request), time_limit_seconds=1)\n"
+        "assert 'pyvrp' not in sys.modules, 'an empty problem needs no pyvrp'\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True)
