@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import (
     Bundle,
     RuleBasedStateMachine,
-    multiple,
     consumes,
     invariant,
+    multiple,
     rule,
     run_state_machine_as_test,
 )
