@@ -2,22 +2,40 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
+log = logging.getLogger("jobworker.migrate")
+
 
 def migrate(engine: Engine, revision: str = "head") -> str | None:
-    """Apply every pending migration; returns the revision the database is at afterwards."""
+    """Apply every pending migration; returns the revision the database is at afterwards.
+
+    A database already at a revision this code does not know (newer code migrated it, and
+    this older code is being rolled back to) is left alone: migrations only move forward.
+    """
     from alembic import command
     from alembic.config import Config
     from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    scripts = ScriptDirectory.from_config(config)
     with engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+        if current is not None:
+            try:
+                scripts.get_revision(current)
+            except CommandError:
+                log.warning("Database is at revision %s, newer than this code; leaving it",
+                            current)
+                return current
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
         connection.commit()
