@@ -45,6 +45,9 @@ class Settings(BaseModel):
     db_host: str | None = Field(None, description="Overrides the secret's host, e.g. the RDS Proxy")
     db_name: str | None = None
     db_disable_prepared_statements: bool = False
+    db_pool_size: int = Field(
+        2, ge=1, le=50, description="Connections per process: the work, plus the heartbeat"
+    )
 
     # API.
     max_body_bytes: int = Field(2 * 1024 * 1024, ge=1024, le=6 * 1024 * 1024)

@@ -26,11 +26,12 @@ def libpq_url(url: str | URL) -> str:
 
 
 def make_engine(url: str | URL, *, disable_prepared_statements: bool = False,
-                pool_size: int = 1, max_overflow: int = 1, **engine_args: Any) -> Engine:
+                pool_size: int = 2, max_overflow: int = 0, **engine_args: Any) -> Engine:
     """Create the process's engine.
 
-    A Lambda container handles one event at a time: one pooled connection, reused across
-    invocations, plus one overflow for the heartbeat thread. ``pool_pre_ping`` re-opens a
+    A Lambda container handles one event at a time: one connection for the work, reused
+    across invocations, and one for the poller's heartbeat thread (opened only when a poller
+    first needs it; the API never does). ``pool_pre_ping`` re-opens a
     connection that died while the container was frozen or the database restarted.
     ``disable_prepared_statements`` turns off psycopg's automatic server-side prepares, which
     RDS Proxy and PgBouncer (transaction mode) cannot share across clients.

@@ -186,6 +186,10 @@ def serve(*, host: str, port: int, data_dir: Path, poller_timeout: float, sweep_
     from jobworker import kick, runtime
     from jobworker.migrate import migrate
 
+    # One process hosts what AWS runs in separate containers: give it a pool to share, and
+    # keep the metrics documents (meant for CloudWatch) out of the terminal.
+    os.environ.setdefault("DB_POOL_SIZE", "12")
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     with database(data_dir) as url:
         os.environ["DATABASE_URL"] = url
         runtime.reset()

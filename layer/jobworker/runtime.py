@@ -38,6 +38,8 @@ def get_engine() -> Engine:
     return make_engine(
         database_url(config),
         disable_prepared_statements=config.db_disable_prepared_statements,
+        pool_size=config.db_pool_size,
+        max_overflow=0,
     )
 
 
