@@ -170,15 +170,17 @@ class LocalScheduler:
 
 
 @contextmanager
-def database(data_dir: Path) -> Iterator[str]:
-    """DATABASE_URL if set, else an embedded server whose data stays in ``data_dir``."""
+def database(data_dir: Path) -> Iterator[tuple[str, str]]:
+    """DATABASE_URL if set, else an embedded server whose data stays in ``data_dir``.
+    Yields the URL and a psql command line for it."""
     if os.environ.get("DATABASE_URL"):
-        yield os.environ["DATABASE_URL"]
+        url = os.environ["DATABASE_URL"]
+        yield url, f"psql '{url}'"
         return
     from jobworker.localdb import embedded_postgres
 
     with embedded_postgres(data_dir.resolve(), keep=True) as server:
-        yield server.url
+        yield server.url, f"{server.bin_dir / 'psql'} '{server.url}'"
 
 
 def serve(*, host: str, port: int, data_dir: Path, poller_timeout: float, sweep_every: float,
@@ -190,7 +192,7 @@ def serve(*, host: str, port: int, data_dir: Path, poller_timeout: float, sweep_
     # keep the metrics documents (meant for CloudWatch) out of the terminal.
     os.environ.setdefault("DB_POOL_SIZE", "12")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-    with database(data_dir) as url:
+    with database(data_dir) as (url, psql):
         os.environ["DATABASE_URL"] = url
         runtime.reset()
         revision = migrate(runtime.get_engine())
@@ -207,7 +209,8 @@ def serve(*, host: str, port: int, data_dir: Path, poller_timeout: float, sweep_
         threading.Thread(target=httpd.serve_forever, daemon=True).start()
         print(json.dumps({"message": "jobworker dev is up", "api": f"http://{host}:{port}",
                           "docs": f"http://{host}:{port}/docs", "schema_revision": revision,
-                          "poll_interval": config.poll_interval, "kick": kick_enabled}),
+                          "poll_interval": config.poll_interval, "kick": kick_enabled,
+                          "psql": psql}),
               flush=True)
         try:
             scheduler.run_forever()
