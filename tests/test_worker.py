@@ -185,3 +185,18 @@ def test_poller_handler__seed_raw_insert_runs_to_completed_with_seed_logs(
     messages = " | ".join(record.getMessage() for record in about_job)
     for wording in ("Found job", "Starting job", "Generating routes", "completed successfully"):
         assert wording in messages
+
+
+def test_poller__idle_exit_ends_an_empty_invocation_early(engine: Engine) -> None:
+    started = time.monotonic()
+    summary = run_poller(engine, options(poll_interval=0.2, idle_exit_seconds=0.5),
+                         Budget.seconds(30))
+    assert time.monotonic() - started < 10
+    assert 2 <= summary.polls <= 6
+
+
+def test_poller__without_idle_exit_it_polls_until_the_budget_ends(engine: Engine) -> None:
+    started = time.monotonic()
+    summary = run_poller(engine, options(poll_interval=0.2), Budget.seconds(1.5))
+    assert time.monotonic() - started >= 1.2
+    assert summary.polls >= 5

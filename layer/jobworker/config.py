@@ -35,6 +35,9 @@ class Settings(BaseModel):
     retention_days: int = Field(
         14, ge=1, le=3650, description="Finished jobs older than this are pruned"
     )
+    poller_idle_exit_seconds: float = Field(
+        0.0, ge=0, le=900, description="End an invocation after this long without work; 0: never"
+    )
     safety_margin_seconds: float = Field(
         10.0, ge=0, le=300, description="Most time kept back from the Lambda's limit"
     )

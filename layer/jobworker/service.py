@@ -125,6 +125,7 @@ def poll(remaining_ms: Callable[[], int], invocation_id: str) -> PollSummary:
         job_timeout_seconds=config.job_timeout_minutes * 60,
         backoff_base_seconds=config.backoff_base_seconds,
         backoff_cap_seconds=config.backoff_cap_seconds,
+        idle_exit_seconds=config.poller_idle_exit_seconds,
     )
     budget = Budget(lambda: remaining_ms() / 1000 - margin)
     return run_poller(get_engine(), options, budget)

@@ -43,6 +43,7 @@ class PollerOptions:
     backoff_base_seconds: float = 5.0
     backoff_cap_seconds: float = 300.0
     min_start_seconds: float = 0.05
+    idle_exit_seconds: float = 0.0  # 0: poll until the budget ends
 
 
 class Budget:
@@ -143,6 +144,7 @@ class Poller:
         self.pending: list[queue.Completion] = []
         self.pending_since = 0.0
         self.heartbeat: Heartbeat | None = None
+        self.idle_since: float | None = None
 
     def run(self, heartbeat: Heartbeat) -> PollSummary:
         opts = self.options
@@ -156,17 +158,26 @@ class Poller:
                     )
                 self.summary.polls += 1
                 self.summary.claimed += len(jobs)
-                if jobs and not self._run_batch(conn, heartbeat, jobs):
-                    break  # out of time: what was left is released
+                if jobs:
+                    self.idle_since = None
+                    if not self._run_batch(conn, heartbeat, jobs):
+                        break  # out of time: what was left is released
                 if len(jobs) < limit and not self._idle_wait():
                     break
         return self.summary
 
     def _idle_wait(self) -> bool:
-        """Sleep ``poll_interval`` if there is time for another poll after it."""
-        if self.budget.left() <= self.options.poll_interval + self.options.min_start_seconds:
+        """Sleep ``poll_interval`` if there is time for another poll after it (and, with
+        ``idle_exit_seconds``, if the poller has not been idle for that long already)."""
+        opts = self.options
+        now = time.monotonic()
+        if self.idle_since is None:
+            self.idle_since = now
+        if opts.idle_exit_seconds and now - self.idle_since >= opts.idle_exit_seconds:
             return False
-        self.budget.sleep(self.options.poll_interval)
+        if self.budget.left() <= opts.poll_interval + opts.min_start_seconds:
+            return False
+        self.budget.sleep(opts.poll_interval)
         return True
 
     def _run_batch(self, conn: Connection, heartbeat: Heartbeat,
