@@ -134,7 +134,8 @@ def test_poller__running_job_cancelled_through_the_heartbeat(engine: Engine) -> 
             queue.cancel_job(conn, job_id)
 
     threading.Thread(target=cancel_soon).start()
-    summary = run_poller(engine, options(lease_seconds=1.5), Budget.seconds(10))
+    summary = run_poller(engine, options(lease_seconds=1.5, idle_exit_seconds=0.3),
+                         Budget.seconds(10))
     job = rows(engine)[job_id]
     assert summary.cancelled == 1
     assert job.progress is Progress.CANCELLED
@@ -153,7 +154,8 @@ def test_poller__lost_lease_stops_the_work_and_writes_nothing(engine: Engine) ->
             queue.claim_batch(conn, owner="thief", limit=1, lease_seconds=600, now=later)
 
     threading.Thread(target=steal_soon).start()
-    summary = run_poller(engine, options(lease_seconds=1.5), Budget.seconds(10))
+    summary = run_poller(engine, options(lease_seconds=1.5, idle_exit_seconds=0.3),
+                         Budget.seconds(10))
     job = rows(engine)[job_id]
     assert summary.lost == 1
     assert (job.progress, job.lease_owner, job.attempts) == (Progress.RUNNING, "thief", 2)
