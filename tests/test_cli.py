@@ -154,7 +154,8 @@ def test_dev__seed_curl_flow_completes_and_jobs_survive_a_restart(tmp_path: Path
         assert status == 202
         assert headers["Location"] == f"/jobs/{job['job_id']}"
         done = dev.wait_for(job["job_id"], "COMPLETED")
-        assert done["started_at"] and done["finished_at"]
+        assert done["started_at"]
+        assert done["finished_at"]
         status, _, routes = dev.call("GET", f"/jobs/{job['job_id']}/routes")
         assert status == 200
         served = sorted(stop["location_id"] for route in routes["routes"]

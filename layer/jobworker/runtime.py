@@ -35,12 +35,17 @@ def get_engine() -> Engine:
     from jobworker.db import make_engine
 
     config = get_settings()
-    return make_engine(
+    engine = make_engine(
         database_url(config),
         disable_prepared_statements=config.db_disable_prepared_statements,
         pool_size=config.db_pool_size,
         max_overflow=0,
     )
+    if config.database_url is None and config.db_secret_arn:
+        from jobworker.secrets import follow_rotation
+
+        follow_rotation(engine, config.db_secret_arn)
+    return engine
 
 
 def reset() -> None:
