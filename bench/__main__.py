@@ -1,0 +1,8 @@
+"""``python -m bench SCENARIO [options]``, the same as ``jobworker bench SCENARIO [options]``."""
+
+import sys
+
+from bench import main
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,85 @@
+"""Smoke test of ``jobworker bench``: every scenario runs at a tiny size and ends with one JSON
+line holding its documented keys. Timings are not checked: benches measure, they never assert.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from jobworker.localdb import LocalPostgres
+
+THROUGHPUT_KEYS = {
+    "jobworker_jobs_per_s", "procrastinate_jobs_per_s", "pgqueuer_jobs_per_s",
+    "ceiling_jobs_per_s", "ratio_vs_best_peer", "ratio_vs_ceiling",
+    "enqueue_api_single_per_s", "enqueue_api_batch_per_s", "enqueue_library_bulk_per_s",
+}
+CLAIM_KEYS = {"claim_ms_10k", "claim_ms_100k", "claim_ms_1m", "ratio_1m_vs_10k"}
+COLD_START_KEYS = {
+    "api_ms", "poller_ms", "sweeper_ms", "naive_ms", "api_ratio_vs_naive",
+    "poller_ratio_vs_naive", "sweeper_ratio_vs_naive", "ratio_vs_naive",
+}
+PICKUP_KEYS = {
+    "pickup_p50_s_kick", "pickup_p99_s_kick", "pickup_p50_s_no_kick", "pickup_p99_s_no_kick",
+    "poll_interval",
+}
+
+
+@pytest.fixture
+def bench_on_test_server(pg_server: LocalPostgres, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Scenarios make their databases on the session's server instead of starting their own."""
+    monkeypatch.setenv("DATABASE_URL", pg_server.url)
+
+
+def run_bench(argv: list[str], capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    from bench import main
+
+    assert main([*argv, "--json"]) == 0
+    last_line = capsys.readouterr().out.strip().splitlines()[-1]
+    report: dict[str, Any] = json.loads(last_line)
+    return report
+
+
+@pytest.mark.usefixtures("bench_on_test_server")
+def test_throughput__reports_every_documented_key(capsys: pytest.CaptureFixture[str]) -> None:
+    report = run_bench(["throughput", "--jobs", "300", "--workers", "1", "--batch-size", "100",
+                        "--repeat", "1",
+                        "--api-singles", "3", "--api-batches", "1"], capsys)
+
+    assert report.keys() >= THROUGHPUT_KEYS
+    assert report["jobworker_jobs_per_s"] is not None
+    assert report["ceiling_jobs_per_s"] is not None
+
+
+@pytest.mark.usefixtures("bench_on_test_server")
+def test_claim_latency__reports_every_documented_key(capsys: pytest.CaptureFixture[str]) -> None:
+    report = run_bench(["claim-latency", "--scale", "0.001", "--claims", "3", "--repeat", "1"],
+                       capsys)
+
+    assert report.keys() >= CLAIM_KEYS
+    assert report["plan_uses_partial_index"] in (True, False)
+
+
+@pytest.mark.usefixtures("bench_on_test_server")
+def test_cold_start__reports_every_documented_key(capsys: pytest.CaptureFixture[str]) -> None:
+    report = run_bench(["cold-start", "--runs", "1"], capsys)
+
+    assert report.keys() >= COLD_START_KEYS
+    assert report["api_first_request_ms"] is not None
+
+
+@pytest.mark.usefixtures("bench_on_test_server")
+def test_pickup_latency__reports_every_documented_key(capsys: pytest.CaptureFixture[str]) -> None:
+    report = run_bench(["pickup-latency", "--jobs", "1", "--poll-interval", "0.5",
+                        "--settle", "0", "--gap", "0.1"], capsys)
+
+    assert report.keys() >= PICKUP_KEYS
+    assert report["kick_reported_by_dev"] == {"kick": True, "no_kick": False}
+
+
+def test_bench__unknown_scenario_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench import main
+
+    assert main(["no-such-scenario"]) == 2
