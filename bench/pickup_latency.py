@@ -62,12 +62,14 @@ def dev_command(port: int, data_dir: str, kick: bool) -> list[str]:
 
 
 @contextmanager
-def dev_server(database_url: str, *, kick: bool, poll_interval: float
-               ) -> Iterator[tuple[str, dict[str, Any]]]:
+def dev_server(database_url: str, *, kick: bool, poll_interval: float,
+               idle_exit: float | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
     """Run ``jobworker dev`` until the block ends; yields its base URL and its "up" message."""
     port = free_port()
     env = {**os.environ, "DATABASE_URL": database_url, "POLL_INTERVAL": f"{poll_interval:g}",
            "POWERTOOLS_LOG_LEVEL": "WARNING", "PYTHONPATH": str(PROJECT_ROOT)}
+    if idle_exit is not None:
+        env["POLLER_IDLE_EXIT_SECONDS"] = f"{idle_exit:g}"
     with tempfile.TemporaryDirectory(prefix="jobworker-pickup-") as data_dir:
         process = subprocess.Popen(
             dev_command(port, data_dir, kick),
@@ -141,7 +143,8 @@ def measure(server: BenchServer, *, kick: bool, args: argparse.Namespace) -> dic
     label = "with kick" if kick else "without kick"
     say(f"pickup-latency {label}: {args.jobs} jobs, mean gap {args.gap:g} s, "
         f"POLL_INTERVAL={args.poll_interval:g}")
-    with dev_server(url, kick=kick, poll_interval=args.poll_interval) as (base_url, up):
+    with dev_server(url, kick=kick, poll_interval=args.poll_interval,
+                    idle_exit=args.idle_exit) as (base_url, up):
         with urllib.request.urlopen(f"{base_url}/health", timeout=30):  # noqa: S310 (local)
             pass
         time.sleep(args.settle)
@@ -174,6 +177,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="how long each simulate job runs (default 0.01)")
     parser.add_argument("--settle", type=float, default=1.0,
                         help="seconds to wait after start-up before the first job (default 1)")
+    parser.add_argument("--idle-exit", type=float, default=None,
+                        help="POLLER_IDLE_EXIT_SECONDS for the dev server (default: its own)")
     parser.add_argument("--seed", type=int, default=5, help="seed of the gaps (default 5)")
     parser.add_argument("--json", action="store_true", help="end with one JSON line")
     return parser
@@ -189,6 +194,7 @@ def run(args: argparse.Namespace, server: BenchServer) -> dict[str, Any]:
         report[f"pickup_p99_s_{name}"] = rounded(percentile(pickups, 99), 3)
     report.update({
         "poll_interval": args.poll_interval,
+        "poller_idle_exit_seconds": args.idle_exit,
         "jobs": args.jobs,
         "mean_gap_s": args.gap,
         "max_s": {name: rounded(max(r["pickups"], default=None), 3)
