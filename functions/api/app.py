@@ -6,7 +6,7 @@ import warnings
 from typing import Annotated, Any
 from uuid import UUID
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Header, Query
@@ -26,7 +26,7 @@ from jobworker.api_models import (
     decode_cursor,
     encode_cursor,
 )
-from jobworker.observability import record_enqueued
+from jobworker.observability import record_enqueued, traced
 from jobworker.progress import Progress
 from jobworker.queue import NewJob
 from jobworker.routing.models import GenerateRoutesRequest
@@ -35,7 +35,6 @@ logger = Logger()
 metrics = Metrics()
 # Reads emit no metric; that is expected, not worth a warning per request.
 warnings.filterwarnings("ignore", message="No application metrics to publish")
-tracer = Tracer()
 copy_config_to_registered_loggers(source_logger=logger, include={"jobworker"})
 app = APIGatewayHttpResolver(enable_validation=True)
 TITLE, VERSION = "jobworker", "1.0.0"
@@ -173,7 +172,7 @@ def on_error(exc: Exception) -> Response[str]:
 
 
 @metrics.log_metrics
-@tracer.capture_lambda_handler
+@traced
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return http.guard_request(event) or app.resolve(event, context)

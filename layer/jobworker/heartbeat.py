@@ -10,12 +10,14 @@ from __future__ import annotations
 import logging
 import threading
 from types import TracebackType
+from typing import TYPE_CHECKING
 from uuid import UUID
-
-from sqlalchemy.engine import Engine
 
 from jobworker import queue
 from jobworker.kinds import JobSignals
+
+if TYPE_CHECKING:  # SQLAlchemy loads on first use, not on import
+    from sqlalchemy.engine import Engine
 
 log = logging.getLogger("jobworker.heartbeat")
 

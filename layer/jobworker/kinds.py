@@ -18,11 +18,10 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from pydantic import BaseModel
-from sqlalchemy.engine import Connection
 
 from jobworker.errors import (
     DeadlineExceeded,
@@ -31,7 +30,10 @@ from jobworker.errors import (
     PermanentJobError,
 )
 
-PersistHook = Callable[[Connection], "UUID | None"]
+if TYPE_CHECKING:  # SQLAlchemy loads on first use, not on import
+    from sqlalchemy.engine import Connection
+
+PersistHook = Callable[["Connection"], "UUID | None"]
 
 
 @dataclass

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import functools
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -11,6 +13,8 @@ if TYPE_CHECKING:
 
     from jobworker.sweeper import SweepSummary
     from jobworker.worker import PollSummary
+
+LambdaHandler = Callable[[Any, Any], Any]
 
 MAX_VALUES_PER_METRIC = 100  # EMF's limit for one metric in one document
 
@@ -58,3 +62,27 @@ def record_sweep(metrics: Metrics, summary: SweepSummary) -> None:
     )
     if summary.error:
         record_database_unavailable(metrics)
+
+
+def traced(handler: LambdaHandler) -> LambdaHandler:
+    """``Tracer().capture_lambda_handler``, but the X-Ray SDK (about a quarter of a second to
+    import) loads only when tracing is on, at the first invocation; with tracing off (outside
+    Lambda, or ``POWERTOOLS_TRACE_DISABLED=true``) the handler runs as it is."""
+    chosen: list[LambdaHandler] = []
+
+    @functools.wraps(handler)
+    def run(event: Any, context: Any) -> Any:
+        if not chosen:
+            chosen.append(_with_tracer(handler))
+        return chosen[0](event, context)
+
+    return run
+
+
+def _with_tracer(handler: LambdaHandler) -> LambdaHandler:
+    from aws_lambda_powertools.tracing.tracer import Tracer
+
+    if Tracer._is_tracer_disabled():
+        return handler
+    wrapped: LambdaHandler = Tracer().capture_lambda_handler(handler)
+    return wrapped

@@ -12,14 +12,15 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 from uuid import UUID
-
-from sqlalchemy.engine import Connection, Row
 
 from jobworker.errors import IdempotencyConflict, IllegalTransition, JobNotFound, LeaseLost
 from jobworker.progress import Progress
 from jobworker.sql import query
+
+if TYPE_CHECKING:  # SQLAlchemy loads on first use, not on import
+    from sqlalchemy.engine import Connection, Row
 
 DEFAULT_KIND = "generate_routes"
 

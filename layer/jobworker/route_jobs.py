@@ -7,14 +7,17 @@ the routes (PyVRP), save the results (in the transaction that completes the job)
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
-from sqlalchemy.engine import Connection
 
 from jobworker.errors import PermanentJobError
 from jobworker.kinds import JobContext, JobOutcome
 from jobworker.route_store import save_plan
 from jobworker.routing.models import GenerateRoutesRequest, describe_validation_error
+
+if TYPE_CHECKING:  # SQLAlchemy loads on first use, not on import
+    from sqlalchemy.engine import Connection
 
 log = logging.getLogger("jobworker.routes")
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 from uuid import UUID
-
-from sqlalchemy.engine import Connection
 
 from jobworker.routing.plan import PlannedRoute, PlannedStop, RoutePlan, SolverInfo
 from jobworker.sql import query
+
+if TYPE_CHECKING:  # SQLAlchemy loads on first use, not on import
+    from sqlalchemy.engine import Connection
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,13 @@ at import time, so a cold start only pays for what an invocation actually touche
 from __future__ import annotations
 
 from functools import lru_cache
-
-from sqlalchemy.engine import URL, Engine
+from typing import TYPE_CHECKING
 
 from jobworker.config import Settings, settings
 from jobworker.errors import ConfigError
+
+if TYPE_CHECKING:  # SQLAlchemy loads on first use, not on import
+    from sqlalchemy.engine import URL, Engine
 
 
 def get_settings() -> Settings:

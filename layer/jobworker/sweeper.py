@@ -9,11 +9,12 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any
-
-from sqlalchemy.engine import Engine
+from typing import TYPE_CHECKING, Any
 
 from jobworker import queue
+
+if TYPE_CHECKING:  # SQLAlchemy loads on first use, not on import
+    from sqlalchemy.engine import Engine
 
 log = logging.getLogger("jobworker.sweeper")
 

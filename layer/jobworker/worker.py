@@ -11,9 +11,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
-
-from sqlalchemy.engine import Connection, Engine
+from typing import TYPE_CHECKING, Any, Literal
 
 from jobworker import queue
 from jobworker.errors import (
@@ -26,6 +24,9 @@ from jobworker.errors import (
 from jobworker.heartbeat import Heartbeat
 from jobworker.kinds import JobContext, JobOutcome, JobSignals, handler_for
 from jobworker.progress import Progress
+
+if TYPE_CHECKING:  # SQLAlchemy loads on first use, not on import
+    from sqlalchemy.engine import Connection, Engine
 
 log = logging.getLogger("jobworker.worker")
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy import TextClause, text
+if TYPE_CHECKING:
+    from sqlalchemy import TextClause
 
 QUERIES_FILE = Path(__file__).with_name("queries.sql")
 
@@ -39,4 +41,6 @@ def raw_queries() -> dict[str, str]:
 @cache
 def query(name: str) -> TextClause:
     """The named statement, ready for ``connection.execute(query(name), params)``."""
+    from sqlalchemy import text
+
     return text(raw_queries()[name])
