@@ -12,6 +12,18 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 log = logging.getLogger("jobworker.migrate")
 
 
+def head_revision() -> str:
+    """The newest revision this code knows."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    head = ScriptDirectory.from_config(config).get_current_head()
+    assert head is not None
+    return head
+
+
 def migrate(engine: Engine, revision: str = "head") -> str | None:
     """Apply every pending migration; returns the revision the database is at afterwards.
 

@@ -6,11 +6,14 @@
 --     "refused" and the Python side turns that into a typed error, never a silent no-op.
 --   * Worker-side changes are fenced by (lease_owner, attempts): a worker that lost its lease
 --     cannot touch the row again, even if the same job was claimed again since.
+--   * Every UPDATE sets updated_at itself, so the jobs_before_update trigger (there for raw
+--     SQL) stays out of the hot path.
 
 -- name: job_cancel_if_owned
 -- A running job whose cancellation was requested stops; the owner records the end.
 UPDATE jobs
-   SET progress = 'CANCELLED',
+   SET updated_at = clock_timestamp(),
+       progress = 'CANCELLED',
        finished_at = COALESCE(CAST(:now AS timestamptz), now()),
        lease_owner = NULL,
        lease_expires_at = NULL,
@@ -28,7 +31,8 @@ RETURNING job_id;
 -- PENDING/QUEUED jobs are cancelled at once; a RUNNING job gets a request its worker honours
 -- at its next heartbeat.
 UPDATE jobs
-   SET progress = CASE WHEN progress = 'RUNNING' THEN progress
+   SET updated_at = clock_timestamp(),
+       progress = CASE WHEN progress = 'RUNNING' THEN progress
                        ELSE 'CANCELLED'::progressenum END,
        finished_at = CASE WHEN progress = 'RUNNING' THEN NULL
                           ELSE COALESCE(CAST(:now AS timestamptz), now()) END,
@@ -52,7 +56,8 @@ WITH picked AS (
        FOR UPDATE SKIP LOCKED
 )
 UPDATE jobs AS j
-   SET progress = 'RUNNING',
+   SET updated_at = clock_timestamp(),
+       progress = 'RUNNING',
        started_at = COALESCE(CAST(:now AS timestamptz), now()),
        attempts = j.attempts + 1,
        lease_owner = :owner,
@@ -65,7 +70,8 @@ RETURNING j.job_id, j.kind, j.payload, j.attempts, j.max_attempts, j.priority, j
 
 -- name: job_complete_if_owned
 UPDATE jobs
-   SET progress = 'COMPLETED',
+   SET updated_at = clock_timestamp(),
+       progress = 'COMPLETED',
        finished_at = COALESCE(CAST(:now AS timestamptz), now()),
        lease_owner = NULL,
        lease_expires_at = NULL,
@@ -84,7 +90,8 @@ RETURNING job_id;
 -- name: job_complete_many_if_owned
 -- Batch form of job_complete_if_owned: one round trip for a whole batch, same fence per row.
 UPDATE jobs AS j
-   SET progress = 'COMPLETED',
+   SET updated_at = clock_timestamp(),
+       progress = 'COMPLETED',
        finished_at = COALESCE(CAST(:now AS timestamptz), now()),
        lease_owner = NULL,
        lease_expires_at = NULL,
@@ -130,7 +137,8 @@ RETURNING job_id;
 
 -- name: job_enqueue
 UPDATE jobs
-   SET progress = 'QUEUED',
+   SET updated_at = clock_timestamp(),
+       progress = 'QUEUED',
        run_at = GREATEST(run_at, COALESCE(CAST(:now AS timestamptz), now()))
  WHERE job_id = :job_id
    AND progress = 'PENDING'
@@ -140,7 +148,8 @@ RETURNING {job_columns};
 -- Heartbeat for every job a worker holds. Rows that come back are still owned; a job that is
 -- missing from the answer was lost. cancel_requested tells the worker to stop.
 UPDATE jobs AS j
-   SET lease_expires_at = COALESCE(CAST(:now AS timestamptz), now())
+   SET updated_at = clock_timestamp(),
+       lease_expires_at = COALESCE(CAST(:now AS timestamptz), now())
                           + make_interval(secs => :lease_seconds)
   FROM unnest(CAST(:job_ids AS uuid[]), CAST(:attempts AS int[])) AS held(job_id, attempt)
  WHERE j.job_id = held.job_id
@@ -153,7 +162,8 @@ RETURNING j.job_id, j.cancel_requested;
 -- Ends the attempt. When :permanent is false and attempts remain, the job goes back to QUEUED
 -- with exponential backoff and jitter on run_at; otherwise it is FAILED with the last error.
 UPDATE jobs
-   SET progress = CASE WHEN NOT :permanent AND attempts < max_attempts
+   SET updated_at = clock_timestamp(),
+       progress = CASE WHEN NOT :permanent AND attempts < max_attempts
                        THEN 'QUEUED'::progressenum ELSE 'FAILED'::progressenum END,
        finished_at = CASE WHEN NOT :permanent AND attempts < max_attempts
                           THEN NULL ELSE COALESCE(CAST(:now AS timestamptz), now()) END,
@@ -182,7 +192,8 @@ RETURNING job_id, progress::text AS progress, run_at;
 -- name: job_fail_timed_out
 -- The seed's rule: a job RUNNING for longer than job_timeout_minutes is FAILED, whoever holds it.
 UPDATE jobs
-   SET progress = 'FAILED',
+   SET updated_at = clock_timestamp(),
+       progress = 'FAILED',
        finished_at = COALESCE(CAST(:now AS timestamptz), now()),
        lease_owner = NULL,
        lease_expires_at = NULL,
@@ -238,7 +249,8 @@ RETURNING job_id;
 -- Jobs whose lease ran out belonged to a worker that died or stalled: back to QUEUED so another
 -- worker can take them, or FAILED when that was their last attempt (a poison job ends here).
 UPDATE jobs
-   SET progress = CASE WHEN attempts < max_attempts
+   SET updated_at = clock_timestamp(),
+       progress = CASE WHEN attempts < max_attempts
                        THEN 'QUEUED'::progressenum ELSE 'FAILED'::progressenum END,
        finished_at = CASE WHEN attempts < max_attempts
                           THEN NULL ELSE COALESCE(CAST(:now AS timestamptz), now()) END,
@@ -259,7 +271,8 @@ RETURNING job_id, progress::text AS progress;
 -- name: job_release_many_if_owned
 -- Hands claimed-but-unstarted jobs back without using up an attempt.
 UPDATE jobs AS j
-   SET progress = 'QUEUED',
+   SET updated_at = clock_timestamp(),
+       progress = 'QUEUED',
        started_at = NULL,
        attempts = j.attempts - 1,
        lease_owner = NULL,
@@ -275,7 +288,8 @@ RETURNING j.job_id;
 -- name: job_retry
 -- A FAILED or CANCELLED job is queued again with a fresh set of attempts.
 UPDATE jobs
-   SET progress = 'QUEUED',
+   SET updated_at = clock_timestamp(),
+       progress = 'QUEUED',
        attempts = 0,
        run_at = COALESCE(CAST(:now AS timestamptz), now()),
        started_at = NULL,
