@@ -18,9 +18,9 @@ UPDATE jobs
        lease_owner = NULL,
        lease_expires_at = NULL,
        error = 'cancelled on request while running',
-       attempt_history = attempt_history || jsonb_build_array(jsonb_build_object(
-           'attempt', attempts, 'owner', lease_owner, 'outcome', 'cancelled',
-           'started_at', started_at, 'ended_at', COALESCE(CAST(:now AS timestamptz), now())))
+       attempt_history = attempt_history || jobs_attempt_entry(
+           attempts, lease_owner, 'cancelled', NULL, started_at,
+           COALESCE(CAST(:now AS timestamptz), now()))
  WHERE job_id = :job_id
    AND progress = 'RUNNING'
    AND lease_owner = :owner
@@ -78,9 +78,9 @@ UPDATE jobs
        result = CAST(:result AS jsonb),
        route_group_id = COALESCE(CAST(:route_group_id AS uuid), route_group_id),
        error = NULL,
-       attempt_history = attempt_history || jsonb_build_array(jsonb_build_object(
-           'attempt', attempts, 'owner', lease_owner, 'outcome', 'completed',
-           'started_at', started_at, 'ended_at', COALESCE(CAST(:now AS timestamptz), now())))
+       attempt_history = attempt_history || jobs_attempt_entry(
+           attempts, lease_owner, 'completed', NULL, started_at,
+           COALESCE(CAST(:now AS timestamptz), now()))
  WHERE job_id = :job_id
    AND progress = 'RUNNING'
    AND lease_owner = :owner
@@ -97,9 +97,9 @@ UPDATE jobs AS j
        lease_expires_at = NULL,
        result = done.result,
        error = NULL,
-       attempt_history = j.attempt_history || jsonb_build_array(jsonb_build_object(
-           'attempt', j.attempts, 'owner', j.lease_owner, 'outcome', 'completed',
-           'started_at', j.started_at, 'ended_at', COALESCE(CAST(:now AS timestamptz), now())))
+       attempt_history = j.attempt_history || jobs_attempt_entry(
+           j.attempts, j.lease_owner, 'completed', NULL, j.started_at,
+           COALESCE(CAST(:now AS timestamptz), now()))
   FROM unnest(CAST(:job_ids AS uuid[]), CAST(:attempts AS int[]), CAST(:results AS jsonb[]))
        AS done(job_id, attempt, result)
  WHERE j.job_id = done.job_id
@@ -178,11 +178,9 @@ UPDATE jobs
        lease_owner = NULL,
        lease_expires_at = NULL,
        error = :error,
-       attempt_history = attempt_history || jsonb_build_array(jsonb_build_object(
-           'attempt', attempts, 'owner', lease_owner,
-           'outcome', CASE WHEN :permanent THEN 'failed' ELSE 'error' END,
-           'error', CAST(:error AS text),
-           'started_at', started_at, 'ended_at', COALESCE(CAST(:now AS timestamptz), now())))
+       attempt_history = attempt_history || jobs_attempt_entry(
+           attempts, lease_owner, CASE WHEN :permanent THEN 'failed' ELSE 'error' END,
+           CAST(:error AS text), started_at, COALESCE(CAST(:now AS timestamptz), now()))
  WHERE job_id = :job_id
    AND progress = 'RUNNING'
    AND lease_owner = :owner
@@ -199,9 +197,9 @@ UPDATE jobs
        lease_expires_at = NULL,
        error = format('timed out: RUNNING for longer than job_timeout_minutes (%s min)',
                       :timeout_minutes),
-       attempt_history = attempt_history || jsonb_build_array(jsonb_build_object(
-           'attempt', attempts, 'owner', lease_owner, 'outcome', 'timed_out',
-           'started_at', started_at, 'ended_at', COALESCE(CAST(:now AS timestamptz), now())))
+       attempt_history = attempt_history || jobs_attempt_entry(
+           attempts, lease_owner, 'timed_out', NULL, started_at,
+           COALESCE(CAST(:now AS timestamptz), now()))
  WHERE progress = 'RUNNING'
    AND started_at < COALESCE(CAST(:now AS timestamptz), now())
                     - make_interval(mins => :timeout_minutes)
@@ -261,9 +259,9 @@ UPDATE jobs
                       lease_owner, attempts, max_attempts),
        lease_owner = NULL,
        lease_expires_at = NULL,
-       attempt_history = attempt_history || jsonb_build_array(jsonb_build_object(
-           'attempt', attempts, 'owner', lease_owner, 'outcome', 'lease_expired',
-           'started_at', started_at, 'ended_at', COALESCE(CAST(:now AS timestamptz), now())))
+       attempt_history = attempt_history || jobs_attempt_entry(
+           attempts, lease_owner, 'lease_expired', NULL, started_at,
+           COALESCE(CAST(:now AS timestamptz), now()))
  WHERE progress = 'RUNNING'
    AND lease_expires_at < COALESCE(CAST(:now AS timestamptz), now())
 RETURNING job_id, progress::text AS progress;

@@ -13,6 +13,9 @@ predicates). Two indexes paid that price for rare reads:
 jobworker's own statements set ``updated_at``; the trigger now fires only for statements that
 don't (raw SQL, the seed's manual reset), so the common path skips a PL/pgSQL call per row.
 
+``jobs_attempt_entry`` builds one ``attempt_history`` entry; a plain SQL function, so Postgres
+inlines it, and the six statements that end an attempt say the same thing the same way.
+
 Revision ID: 0003
 Revises: 0002
 """
@@ -33,9 +36,19 @@ CREATE TRIGGER jobs_before_update BEFORE UPDATE ON jobs
     FOR EACH ROW
     WHEN (NEW.updated_at IS NOT DISTINCT FROM OLD.updated_at)
     EXECUTE FUNCTION jobs_before_update();
+
+CREATE FUNCTION jobs_attempt_entry(attempt integer, owner text, outcome text, error text,
+                                   started_at timestamptz, ended_at timestamptz)
+RETURNS jsonb LANGUAGE sql STABLE AS $$
+    SELECT jsonb_build_array(jsonb_strip_nulls(jsonb_build_object(
+        'attempt', attempt, 'owner', owner, 'outcome', outcome, 'error', error,
+        'started_at', started_at, 'ended_at', ended_at)))
+$$;
+COMMENT ON FUNCTION jobs_attempt_entry IS 'One attempt_history entry (a one-element array to append).';
 """
 
 DOWNGRADE = """
+DROP FUNCTION jobs_attempt_entry;
 DROP TRIGGER jobs_before_update ON jobs;
 CREATE TRIGGER jobs_before_update BEFORE UPDATE ON jobs
     FOR EACH ROW EXECUTE FUNCTION jobs_before_update();
