@@ -72,9 +72,9 @@ class Heartbeat:
             )
         for job_id, (_, signals) in snapshot.items():
             if job_id not in alive:
-                signals.lost.set()
+                signals.lease_lost = True
             elif alive[job_id]:
-                signals.cancel.set()
+                signals.cancel_requested = True
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):

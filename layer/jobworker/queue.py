@@ -246,7 +246,7 @@ def claim_batch(
         conn.execute(
             query("job_claim_batch"),
             {"owner": owner, "limit": limit, "lease_seconds": lease_seconds, "now": now},
-        ),
+        ).all(),
         key=lambda row: (row.priority, row.run_at),
     )
     return [

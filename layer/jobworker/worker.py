@@ -185,9 +185,9 @@ class Poller:
                    jobs: list[queue.ClaimedJob]) -> bool:
         """Run the batch in order; False if time ran out before every job could start."""
         signals = {job.job_id: heartbeat.hold(job.job_id, job.attempt) for job in jobs}
-        for job in jobs:
-            log.info("Found job", extra={"job_id": str(job.job_id), "kind": job.kind,
-                                         "attempt": job.attempt})
+        if log.isEnabledFor(logging.INFO):  # a thousand log records are not free
+            for job in jobs:
+                log.info("Found job", extra=_about(job))
         in_time = True
         try:
             for job in jobs:
@@ -227,9 +227,9 @@ class Poller:
             job_id=job.job_id, kind=job.kind, payload=job.payload, attempt=job.attempt,
             max_attempts=job.max_attempts, deadline=deadline, signals=signals,
         )
-        log.info("Starting job", extra={"job_id": str(job.job_id), "kind": job.kind,
-                                        "attempt": job.attempt,
-                                        "deadline_seconds": round(ctx.time_left(), 3)})
+        if log.isEnabledFor(logging.INFO):
+            log.info("Starting job",
+                     extra={**_about(job), "deadline_seconds": round(ctx.time_left(), 3)})
         started = time.monotonic()
         try:
             outcome = handler_for(job.kind)(ctx) or JobOutcome()
@@ -251,12 +251,12 @@ class Poller:
     def _record(self, conn: Connection, job: queue.ClaimedJob, ended: Ended) -> bool:
         """Write how the attempt ended; True when the write was buffered for a batch."""
         opts = self.options
-        extra = {"job_id": str(job.job_id), "kind": job.kind, "attempt": job.attempt}
+        outcome = ended.outcome
+        if ended.how == "completed" and outcome is not None and outcome.persist is None:
+            self._buffer(conn, queue.Completion(job.job_id, job.attempt, outcome.result))
+            return True
+        extra = _about(job)
         try:
-            outcome = ended.outcome
-            if ended.how == "completed" and outcome is not None and outcome.persist is None:
-                self._buffer(conn, queue.Completion(job.job_id, job.attempt, outcome.result))
-                return True
             if ended.how == "completed" and outcome is not None and outcome.persist is not None:
                 with conn.begin():
                     route_group_id = outcome.persist(conn)
@@ -309,12 +309,14 @@ class Poller:
             completed = queue.complete_jobs(conn, owner=self.options.owner, done=done)
         self.summary.completed += len(completed)
         self.summary.lost += len(done) - len(completed)
+        verbose = log.isEnabledFor(logging.INFO)
         for item in done:
             if self.heartbeat is not None:
                 self.heartbeat.drop(item.job_id)
             if item.job_id in completed:
-                log.info(f"Job {item.job_id} completed successfully",
-                         extra={"job_id": str(item.job_id)})
+                if verbose:
+                    log.info(f"Job {item.job_id} completed successfully",
+                             extra={"job_id": str(item.job_id), "attempt": item.attempt})
             else:
                 log.warning("Lost the lease of job; its new owner keeps it",
                             extra={"job_id": str(item.job_id)})
@@ -333,6 +335,11 @@ def run_poller(engine: Engine, options: PollerOptions, budget: Budget) -> PollSu
         log.error("Database unavailable; ending this invocation", exc_info=True)
         poller.summary.error = f"database unavailable: {type(exc).__name__}"
         return poller.summary
+
+
+def _about(job: queue.ClaimedJob) -> dict[str, Any]:
+    """The structured keys every log line about a job carries."""
+    return {"job_id": str(job.job_id), "kind": job.kind, "attempt": job.attempt}
 
 
 def _short(exc: BaseException) -> str:
