@@ -9,12 +9,14 @@ as medians: absolute numbers drift between runs on this kind of machine.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import statistics
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -86,6 +88,22 @@ class BenchServer:
             "cpus": os.cpu_count(),
             "load_average_1m": round(os.getloadavg()[0], 2),
         }
+
+
+def quiesce(url: str, timeout: float = 30.0) -> None:
+    """Let the server settle before a measured run: no autovacuum worker busy on any
+    database (they would steal CPU from whatever runs next), then a checkpoint (so no run
+    pays for the previous one's dirty pages). A non-superuser skips the checkpoint."""
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            row = conn.execute("SELECT count(*) FROM pg_stat_activity"
+                               " WHERE backend_type = 'autovacuum worker'").fetchone()
+            if not row or not row[0]:
+                break
+            time.sleep(0.2)
+        with contextlib.suppress(psycopg.Error):
+            conn.execute("CHECKPOINT")
 
 
 def database_url(server_url: str, name: str) -> str:

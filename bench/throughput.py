@@ -51,6 +51,7 @@ from bench.common import (
     interleaved,
     median,
     print_table,
+    quiesce,
     ratio,
     rounded,
     say,
@@ -62,6 +63,10 @@ DEFAULT_BATCH_SIZE = 1000
 PGQUEUER_BATCH_SIZE = 100  # FACTS.md: PgQueuer's best measured setting here
 PROCRASTINATE_CONCURRENCY = 10
 ENQUEUE_CHUNK = 1000
+# Extended protocol, unnamed statements: every execution planned with its parameters. With
+# "prepared", Postgres switches to a generic plan after five executions, and the generic plan
+# of job_complete_many_if_owned walks every RUNNING row per completed job (see the report).
+PGBENCH_PROTOCOL = "extended"
 LAMBDA_TIMEOUT_SECONDS = 900.0
 READY_TIMEOUT_SECONDS = 120.0
 SCHEDULE_EVENT = {"source": "jobworker.schedule"}
@@ -248,6 +253,7 @@ class Jobworker:
 
     def run(self) -> Drain:
         enqueue_rate = self.fill()
+        quiesce(self.url)
         with _processes(jobworker_process, self.workers, self.url, self.batch_size,
                         self.log_level) as (procs, ready, go, stop, _):
             problem = _wait_ready(procs, ready)
@@ -315,6 +321,7 @@ def api_enqueue_process(url: str, singles: int, batches: int, log_level: str,
 
 def api_enqueue(url: str, singles: int, batches: int, log_level: str) -> dict[str, float | None]:
     _execute(url, "TRUNCATE jobs, route_groups CASCADE", "VACUUM ANALYZE jobs")
+    quiesce(url)
     with _processes(api_enqueue_process, 1, url, singles, batches, log_level) as (
             procs, ready, go, _, out):
         problem = _wait_ready(procs, ready)
@@ -387,6 +394,7 @@ class Procrastinate:
             self.fill()
         except Exception as exc:
             return Drain(None, note=f"procrastinate unavailable: {type(exc).__name__}: {exc}")
+        quiesce(self.url)
         with _processes(procrastinate_process, self.workers, self.url,
                         PROCRASTINATE_CONCURRENCY) as (procs, ready, go, _, _out):
             problem = _wait_ready(procs, ready)
@@ -487,6 +495,7 @@ class PgQueuer:
             asyncio.run(self._fill())
         except Exception as exc:
             return Drain(None, note=f"PgQueuer unavailable: {type(exc).__name__}: {exc}")
+        quiesce(self.url)
         with _processes(pgqueuer_process, self.workers, self.url, PGQUEUER_BATCH_SIZE) as (
                 procs, ready, go, _, _out):
             problem = _wait_ready(procs, ready)
@@ -565,6 +574,7 @@ class Ceiling:
         if not self.pgbench.exists():
             return Drain(None, note=f"no pgbench at {self.pgbench}")
         self.filler.fill()
+        quiesce(self.url)
         with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as script:
             script.write(ceiling_script(self.batch_size))
         try:
@@ -572,7 +582,7 @@ class Ceiling:
             deadline = time.monotonic() + self.timeout
             while self.filler.remaining() and time.monotonic() < deadline:
                 done = subprocess.run(
-                    [str(self.pgbench), "--no-vacuum", "--protocol=prepared",
+                    [str(self.pgbench), "--no-vacuum", f"--protocol={PGBENCH_PROTOCOL}",
                      f"--client={self.workers}", f"--jobs={self.workers}",
                      f"--transactions={per_client}", f"--file={script.name}", self.url],
                     capture_output=True, text=True, timeout=self.timeout, check=False)
@@ -701,6 +711,7 @@ def run(args: argparse.Namespace, server: BenchServer) -> dict[str, Any]:
         "pgqueuer_batch_size": PGQUEUER_BATCH_SIZE,
         "pgqueuer_driver": pgqueuer_driver_name(),
         "procrastinate_concurrency": PROCRASTINATE_CONCURRENCY,
+        "ceiling_pgbench_protocol": PGBENCH_PROTOCOL,
         "per_round_jobs_per_s": {name: [rounded(drain.jobs_per_s) for drain in drains]
                                  for name, drains in results.items() if name != "api_enqueue"},
         "notes": notes,

@@ -44,7 +44,7 @@ def run_bench(argv: list[str], capsys: pytest.CaptureFixture[str]) -> dict[str, 
 
 @pytest.mark.usefixtures("bench_on_test_server")
 def test_throughput__reports_every_documented_key(capsys: pytest.CaptureFixture[str]) -> None:
-    report = run_bench(["throughput", "--jobs", "300", "--workers", "1", "--batch-size", "100",
+    report = run_bench(["throughput", "--jobs", "200", "--workers", "1", "--batch-size", "100",
                         "--repeat", "1",
                         "--api-singles", "3", "--api-batches", "1"], capsys)
 

@@ -190,9 +190,9 @@ def test_api_kicks_the_poller_of_this_stack() -> None:
     assert environment("ApiFunction")["POLLER_FUNCTION_NAME"] == ref("PollerFunction")
 
 
-def test_proxy_connections_disable_prepared_statements() -> None:
+def test_connections_disable_prepared_statements() -> None:
     variables = template()["Globals"]["Function"]["Environment"]["Variables"]
-    assert variables["DB_DISABLE_PREPARED_STATEMENTS"] == {"Fn::If": ["UsesProxy", "true", "false"]}
+    assert variables["DB_DISABLE_PREPARED_STATEMENTS"] == "true"
     assert variables["DB_HOST"] == {
         "Fn::If": ["CreateDatabase", get_att("DbProxy", "Endpoint"), ref("DbProxyEndpoint")]
     }

@@ -191,6 +191,9 @@ def serve(*, host: str, port: int, data_dir: Path, poller_timeout: float, sweep_
     # One process hosts what AWS runs in separate containers: give it a pool to share, and
     # keep the metrics documents (meant for CloudWatch) out of the terminal.
     os.environ.setdefault("DB_POOL_SIZE", "12")
+    # Like a Lambda deployment with PollerIdleExitSeconds: a poller that finds nothing ends,
+    # so the kick can always start a fresh one; the schedule (every poll_interval) is the net.
+    os.environ.setdefault("POLLER_IDLE_EXIT_SECONDS", "1")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     with database(data_dir) as (url, psql):
         os.environ["DATABASE_URL"] = url

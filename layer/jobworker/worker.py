@@ -1,7 +1,7 @@
 """The poller's work: claim batches, run each job before the deadline, record how each ended.
 
 One call to :func:`run_poller` is one Lambda invocation: it polls every ``poll_interval``
-seconds (at once while batches come back full) until its budget runs out, never starts a job
+seconds while it finds nothing (and at once after any batch) until its budget runs out, never starts a job
 it cannot finish in time, hands unstarted jobs back, and returns a summary of what it did.
 """
 
@@ -163,7 +163,7 @@ class Poller:
                     self.idle_since = None
                     if not self._run_batch(conn, heartbeat, jobs):
                         break  # out of time: what was left is released
-                if len(jobs) < limit and not self._idle_wait():
+                if not jobs and not self._idle_wait():
                     break
         return self.summary
 
@@ -174,7 +174,8 @@ class Poller:
         now = time.monotonic()
         if self.idle_since is None:
             self.idle_since = now
-        if opts.idle_exit_seconds and now - self.idle_since >= opts.idle_exit_seconds:
+        idle_after_sleep = now - self.idle_since + opts.poll_interval
+        if opts.idle_exit_seconds and idle_after_sleep > opts.idle_exit_seconds:
             return False
         if self.budget.left() <= opts.poll_interval + opts.min_start_seconds:
             return False

@@ -45,16 +45,9 @@ RETURNING {job_columns};
 -- name: job_claim_batch
 -- The heart of the queue: lock up to :limit runnable jobs that nobody else has locked, in
 -- claim order, and take a lease on them, all in one statement. The inner SELECT walks the
--- partial index jobs_queued_claim_idx, so finished jobs never slow it down.
-WITH picked AS (
-    SELECT job_id
-      FROM jobs
-     WHERE progress = 'QUEUED'
-       AND run_at <= COALESCE(CAST(:now AS timestamptz), now())
-     ORDER BY priority, run_at
-     LIMIT :limit
-       FOR UPDATE SKIP LOCKED
-)
+-- partial index jobs_queued_claim_idx, so finished jobs never slow it down; the ids it
+-- returns drive the UPDATE by primary key (= ANY(ARRAY(...)) plans that way whatever the
+-- table's statistics say, where a join could choose to scan the table).
 UPDATE jobs AS j
    SET updated_at = clock_timestamp(),
        progress = 'RUNNING',
@@ -64,8 +57,14 @@ UPDATE jobs AS j
        lease_expires_at = COALESCE(CAST(:now AS timestamptz), now())
                           + make_interval(secs => :lease_seconds),
        cancel_requested = false
-  FROM picked
- WHERE j.job_id = picked.job_id
+ WHERE j.job_id = ANY(ARRAY(
+           SELECT job_id
+             FROM jobs
+            WHERE progress = 'QUEUED'
+              AND run_at <= COALESCE(CAST(:now AS timestamptz), now())
+            ORDER BY priority, run_at
+            LIMIT :limit
+              FOR UPDATE SKIP LOCKED))
 RETURNING j.job_id, j.kind, j.payload, j.attempts, j.max_attempts, j.priority, j.run_at;
 
 -- name: job_complete_if_owned
