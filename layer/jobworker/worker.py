@@ -1,8 +1,9 @@
 """The poller's work: claim batches, run each job before the deadline, record how each ended.
 
 One call to :func:`run_poller` is one Lambda invocation: it polls every ``poll_interval``
-seconds while it finds nothing (and at once after any batch) until its budget runs out, never starts a job
-it cannot finish in time, hands unstarted jobs back, and returns a summary of what it did.
+seconds while it finds nothing (and at once after any batch) until its budget runs out,
+never starts a job it cannot finish in time, hands unstarted jobs back, and returns a
+summary of what it did.
 """
 
 from __future__ import annotations
