@@ -115,6 +115,27 @@ def _execute(url: str, *statements: str) -> None:
             conn.execute(statement)
 
 
+
+def _drain_peer(url: str, workers: int, timeout: float, jobs: int,
+                target: Callable[..., None], setting: Any, finished_sql: str) -> Drain:
+    """Start the peer's workers, release them together, wait, and read from the peer's own
+    tables when the last job finished (``finished_sql``: latest finish time, count)."""
+    quiesce(url)
+    with _processes(target, workers, url, setting) as (procs, ready, go, _, _out):
+        problem = _wait_ready(procs, ready)
+        if problem:
+            return Drain(None, note=problem)
+        start = _db_now(url)
+        go.set()
+        deadline = time.monotonic() + timeout
+        for proc in procs:
+            proc.join(timeout=max(0.0, deadline - time.monotonic()))
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(finished_sql).fetchone()
+    assert row is not None
+    return _drain_rate(jobs, start, row[0], int(row[1]))
+
+
 @contextmanager
 def _processes(target: Callable[..., None], count: int, *args: Any
                ) -> Iterator[tuple[list[SpawnProcess], list[Event], Event, Event, Queue[Any]]]:
@@ -394,22 +415,10 @@ class Procrastinate:
             self.fill()
         except Exception as exc:
             return Drain(None, note=f"procrastinate unavailable: {type(exc).__name__}: {exc}")
-        quiesce(self.url)
-        with _processes(procrastinate_process, self.workers, self.url,
-                        PROCRASTINATE_CONCURRENCY) as (procs, ready, go, _, _out):
-            problem = _wait_ready(procs, ready)
-            if problem:
-                return Drain(None, note=problem)
-            start = _db_now(self.url)
-            go.set()
-            deadline = time.monotonic() + self.timeout
-            for proc in procs:
-                proc.join(timeout=max(0.0, deadline - time.monotonic()))
-        with psycopg.connect(self.url, autocommit=True) as conn:
-            row = conn.execute("SELECT max(at), count(*) FROM procrastinate_events"
-                               " WHERE type = 'succeeded'").fetchone()
-        assert row is not None
-        return _drain_rate(self.jobs, start, row[0], int(row[1]))
+        return _drain_peer(self.url, self.workers, self.timeout, self.jobs,
+                           procrastinate_process, PROCRASTINATE_CONCURRENCY,
+                           "SELECT max(at), count(*) FROM procrastinate_events"
+                           " WHERE type = 'succeeded'")
 
 
 # --- PgQueuer -------------------------------------------------------------------------------
@@ -495,22 +504,10 @@ class PgQueuer:
             asyncio.run(self._fill())
         except Exception as exc:
             return Drain(None, note=f"PgQueuer unavailable: {type(exc).__name__}: {exc}")
-        quiesce(self.url)
-        with _processes(pgqueuer_process, self.workers, self.url, PGQUEUER_BATCH_SIZE) as (
-                procs, ready, go, _, _out):
-            problem = _wait_ready(procs, ready)
-            if problem:
-                return Drain(None, note=problem)
-            start = _db_now(self.url)
-            go.set()
-            deadline = time.monotonic() + self.timeout
-            for proc in procs:
-                proc.join(timeout=max(0.0, deadline - time.monotonic()))
-        with psycopg.connect(self.url, autocommit=True) as conn:
-            row = conn.execute("SELECT max(created), count(*) FROM pgqueuer_log"
-                               " WHERE status = 'successful'").fetchone()
-        assert row is not None
-        return _drain_rate(self.jobs, start, row[0], int(row[1]))
+        return _drain_peer(self.url, self.workers, self.timeout, self.jobs,
+                           pgqueuer_process, PGQUEUER_BATCH_SIZE,
+                           "SELECT max(created), count(*) FROM pgqueuer_log"
+                           " WHERE status = 'successful'")
 
 
 # --- the SQL ceiling: pgbench with jobworker's own statements ------------------------------

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 from jobworker import queue, runtime
 from jobworker.queue import NewJob
 from jobworker.routing.models import MAX_LOCATIONS
+from tests.conftest import ApiAnswer
 
 SQL = "'; DROP TABLE jobs; --"
 MISSING_ID = "0b6f6d2e-6a1e-4c53-9d39-3c1f4f1f0c8e"
@@ -257,17 +258,6 @@ CASES = [
 # --- fixtures and helpers ------------------------------------------------------------------
 
 
-@dataclass
-class Answer:
-    status: int
-    headers: dict[str, str]
-    text: str
-
-    @property
-    def json(self) -> Any:
-        return json.loads(self.text)
-
-
 @pytest.fixture
 def seeded(engine: Engine) -> dict[str, str]:
     """A few jobs so that "unchanged" means something: one COMPLETED, one QUEUED, one PENDING,
@@ -291,11 +281,11 @@ def snapshot(engine: Engine) -> tuple[list[Any], list[Any]]:
     return list(jobs), list(groups)
 
 
-def send(api: Any, case: Case, seeded: dict[str, str]) -> Answer:
+def send(api: Any, case: Case, seeded: dict[str, str]) -> ApiAnswer:
     path = case.path.format(**seeded)
     if case.event_change is None:
         answer = api(case.method, path, body=case.body, headers=case.headers, raw=case.raw)
-        return Answer(answer.status, answer.headers, answer.text)
+        return ApiAnswer(answer.status, answer.headers, answer.text)
     from jobworker.devserver import request_to_event
     from jobworker.local import LocalContext
 
@@ -303,10 +293,10 @@ def send(api: Any, case: Case, seeded: dict[str, str]) -> Answer:
                              case.raw or b"")
     case.event_change(event)
     raw = api.handler(event, LocalContext("jobworker-api", 30))
-    return Answer(raw["statusCode"], raw.get("headers") or {}, raw.get("body") or "")
+    return ApiAnswer(raw["statusCode"], raw.get("headers") or {}, raw.get("body") or "")
 
 
-def assert_error_envelope(answer: Answer, status: int, code: str) -> dict[str, Any]:
+def assert_error_envelope(answer: ApiAnswer, status: int, code: str) -> dict[str, Any]:
     """The documented status, the stable shape, and nothing of the inside leaking out."""
     assert answer.status == status, answer.text
     assert answer.headers.get("Content-Type", "").startswith("application/json")
@@ -424,7 +414,7 @@ def test_database_unreachable__503_with_retry_after_then_recovers(
 
     down = api(method, path, body=body)
 
-    error = assert_error_envelope(Answer(down.status, down.headers, down.text), 503,
+    error = assert_error_envelope(ApiAnswer(down.status, down.headers, down.text), 503,
                                   "database_unavailable")
     assert "nonexistent-jobworker-socket" not in error["message"]
     assert int(down.headers["Retry-After"]) > 0
