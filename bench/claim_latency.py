@@ -20,14 +20,13 @@ from sqlalchemy.engine import Engine
 
 from bench.common import (
     BenchServer,
-    bench_server,
-    emit_json,
     interleaved,
     median,
     percentile,
     print_table,
     ratio,
     rounded,
+    run_scenario,
     say,
 )
 
@@ -167,9 +166,4 @@ def print_report(report: dict[str, Any], plan: list[str]) -> None:
 
 
 def main(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
-    with bench_server() as server:
-        report = run(args, server)
-    if args.json:
-        emit_json(report)
-    return 0
+    return run_scenario(_parser().parse_args(argv), run)

@@ -203,3 +203,18 @@ def _cell(value: Any) -> str:
 def emit_json(report: Mapping[str, Any]) -> None:
     """The machine-readable result: one JSON object, the last line on stdout."""
     print(json.dumps(report, default=str, sort_keys=False), flush=True)
+
+
+Report = dict[str, Any]
+
+
+def run_scenario(args: Any, run: Callable[[Any, BenchServer], Report],
+                 show: Callable[[Report], None] | None = None) -> int:
+    """A scenario's ``main``: measure on its own server, show the table, end with the JSON."""
+    with bench_server() as server:
+        report = run(args, server)
+    if show is not None:
+        show(report)
+    if args.json:
+        emit_json(report)
+    return 0

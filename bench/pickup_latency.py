@@ -33,12 +33,11 @@ import psycopg
 from bench.common import (
     PROJECT_ROOT,
     BenchServer,
-    bench_server,
-    emit_json,
     median,
     percentile,
     print_table,
     rounded,
+    run_scenario,
     say,
 )
 
@@ -214,9 +213,4 @@ def run(args: argparse.Namespace, server: BenchServer) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
-    with bench_server() as server:
-        report = run(args, server)
-    if args.json:
-        emit_json(report)
-    return 0
+    return run_scenario(_parser().parse_args(argv), run)

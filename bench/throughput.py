@@ -46,14 +46,13 @@ import psycopg
 
 from bench.common import (
     BenchServer,
-    bench_server,
-    emit_json,
     interleaved,
     median,
     print_table,
     quiesce,
     ratio,
     rounded,
+    run_scenario,
     say,
 )
 
@@ -747,10 +746,4 @@ def print_report(report: dict[str, Any]) -> None:
 
 
 def main(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
-    with bench_server() as server:
-        report = run(args, server)
-    print_report(report)
-    if args.json:
-        emit_json(report)
-    return 0
+    return run_scenario(_parser().parse_args(argv), run, show=print_report)
