@@ -226,8 +226,14 @@ def queue_stats(conn: Connection, *, now: datetime | None = None) -> QueueStats:
     counts = dict.fromkeys(Progress, 0)
     for row in conn.execute(query("job_count_by_progress")):
         counts[Progress(row.progress)] = row.jobs
-    oldest = conn.execute(query("job_oldest_queued_age_seconds"), {"now": now}).scalar_one()
-    return QueueStats(counts=counts, oldest_queued_age_seconds=oldest)
+    return QueueStats(counts=counts,
+                      oldest_queued_age_seconds=queued_summary(conn, now=now)[1])
+
+
+def queued_summary(conn: Connection, *, now: datetime | None = None) -> tuple[int, float | None]:
+    """(jobs QUEUED, seconds since the oldest one became runnable): cheap at any table size."""
+    row = conn.execute(query("job_queued_summary"), {"now": now}).one()
+    return row.depth, row.oldest_age_seconds
 
 
 # --- the worker side: claim, heartbeat, finish --------------------------------------------

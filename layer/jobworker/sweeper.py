@@ -66,8 +66,8 @@ def sweep(
         summary.pruned = queue.prune_finished(
             conn, retention_days=retention_days, limit=PRUNE_BATCH, now=now
         )
-        stats = queue.queue_stats(conn, now=now)
-    summary.queue_depth = stats.queue_depth
-    summary.oldest_queued_age_seconds = stats.oldest_queued_age_seconds
+        depth, oldest = queue.queued_summary(conn, now=now)
+    summary.queue_depth = depth
+    summary.oldest_queued_age_seconds = oldest
     log.info("Sweep done", extra=summary.to_dict())
     return summary

@@ -137,20 +137,20 @@ def _ewma(previous: float | None, value: float, weight: float = 0.3) -> float:
 
 
 class Poller:
-    def __init__(self, engine: Engine, options: PollerOptions, budget: Budget) -> None:
+    def __init__(self, engine: Engine, options: PollerOptions, budget: Budget,
+                 heartbeat: Heartbeat) -> None:
         self.engine = engine
         self.options = options
         self.budget = budget
+        self.heartbeat = heartbeat
         self.summary = PollSummary()
         self.estimate = DurationEstimate()
         self.pending: list[queue.Completion] = []
         self.pending_since = 0.0
-        self.heartbeat: Heartbeat | None = None
         self.idle_since: float | None = None
 
-    def run(self, heartbeat: Heartbeat) -> PollSummary:
+    def run(self) -> PollSummary:
         opts = self.options
-        self.heartbeat = heartbeat
         with self.engine.connect() as conn:
             while self.budget.left() > max(opts.min_start_seconds, self.estimate.typical()):
                 limit = self.estimate.claim_limit(self.budget.left(), opts.batch_size)
@@ -162,7 +162,7 @@ class Poller:
                 self.summary.claimed += len(jobs)
                 if jobs:
                     self.idle_since = None
-                    if not self._run_batch(conn, heartbeat, jobs):
+                    if not self._run_batch(conn, jobs):
                         break  # out of time: what was left is released
                 if not jobs and not self._idle_wait():
                     break
@@ -183,9 +183,9 @@ class Poller:
         self.budget.sleep(opts.poll_interval)
         return True
 
-    def _run_batch(self, conn: Connection, heartbeat: Heartbeat,
-                   jobs: list[queue.ClaimedJob]) -> bool:
+    def _run_batch(self, conn: Connection, jobs: list[queue.ClaimedJob]) -> bool:
         """Run the batch in order; False if time ran out before every job could start."""
+        heartbeat = self.heartbeat
         signals = {job.job_id: heartbeat.hold(job.job_id, job.attempt) for job in jobs}
         if log.isEnabledFor(logging.INFO):  # a thousand log records are not free
             for job in jobs:
@@ -313,8 +313,7 @@ class Poller:
         self.summary.lost += len(done) - len(completed)
         verbose = log.isEnabledFor(logging.INFO)
         for item in done:
-            if self.heartbeat is not None:
-                self.heartbeat.drop(item.job_id)
+            self.heartbeat.drop(item.job_id)
             if item.job_id in completed:
                 if verbose:
                     log.info(f"Job {item.job_id} completed successfully",
@@ -326,10 +325,11 @@ class Poller:
 
 def run_poller(engine: Engine, options: PollerOptions, budget: Budget) -> PollSummary:
     """One invocation's worth of polling; see the module docstring."""
-    poller = Poller(engine, options, budget)
+    heartbeat = Heartbeat(engine, owner=options.owner, lease_seconds=options.lease_seconds)
+    poller = Poller(engine, options, budget, heartbeat)
     try:
-        with Heartbeat(engine, owner=options.owner, lease_seconds=options.lease_seconds) as beat:
-            return poller.run(beat)
+        with heartbeat:
+            return poller.run()
     except Exception as exc:
         if not is_database_unavailable(exc):
             raise

@@ -222,11 +222,6 @@ SELECT {job_columns}
  ORDER BY created_at DESC, job_id DESC
  LIMIT :limit;
 
--- name: job_oldest_queued_age_seconds
-SELECT EXTRACT(EPOCH FROM (COALESCE(CAST(:now AS timestamptz), now()) - min(run_at)))::float8
-  FROM jobs
- WHERE progress = 'QUEUED';
-
 -- name: job_progress
 SELECT progress::text AS progress FROM jobs WHERE job_id = :job_id;
 
@@ -241,6 +236,15 @@ DELETE FROM jobs
                           - make_interval(days => :retention_days)
       LIMIT :limit)
 RETURNING job_id;
+
+-- name: job_queued_summary
+-- Depth of the queue and age of its oldest job, read from the partial index of QUEUED rows
+-- alone (the sweeper asks every minute; finished jobs must not make that slower).
+SELECT count(*) AS depth,
+       EXTRACT(EPOCH FROM (COALESCE(CAST(:now AS timestamptz), now()) - min(run_at)))::float8
+           AS oldest_age_seconds
+  FROM jobs
+ WHERE progress = 'QUEUED';
 
 -- name: job_recover_orphans
 -- Jobs whose lease ran out belonged to a worker that died or stalled: back to QUEUED so another
