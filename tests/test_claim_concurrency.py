@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -18,12 +19,18 @@ JOBS = 2000
 PROCESSES = 4
 
 CLAIMER = """
-import json, sys
+import json, pathlib, sys, time
+from sqlalchemy import text
 from jobworker import queue
 from jobworker.db import make_engine
 
-url, owner, out = sys.argv[1:4]
+url, owner, out, ready, go = sys.argv[1:6]
 engine = make_engine(url)
+with engine.connect() as conn:
+    conn.execute(text("SELECT 1"))  # connected and warm before the start signal
+pathlib.Path(ready).touch()
+while not pathlib.Path(go).exists():
+    time.sleep(0.005)
 claimed = []
 while True:
     with engine.begin() as conn:
@@ -42,10 +49,19 @@ def test_claim_batch__four_processes_claim_every_job_exactly_once(
     with engine.begin() as conn:
         ids = queue.create_jobs(conn, [NewJob(kind="noop")] * JOBS)
     outputs = [tmp_path / f"claimer-{n}.json" for n in range(PROCESSES)]
+    ready = [tmp_path / f"claimer-{n}.ready" for n in range(PROCESSES)]
+    go = tmp_path / "go"
     runs = [
-        subprocess.Popen([sys.executable, "-c", CLAIMER, database_url, f"claimer-{n}", str(out)])
+        subprocess.Popen([sys.executable, "-c", CLAIMER, database_url, f"claimer-{n}", str(out),
+                          str(ready[n]), str(go)])
         for n, out in enumerate(outputs)
     ]
+    deadline = time.monotonic() + 60
+    while not all(path.exists() for path in ready):  # start the race together
+        assert time.monotonic() < deadline, "claimers did not start"
+        assert all(run.poll() is None for run in runs), "a claimer died before the start"
+        time.sleep(0.01)
+    go.touch()
     for run in runs:
         assert run.wait(timeout=120) == 0
     per_process = [json.loads(out.read_text()) for out in outputs]
