@@ -204,13 +204,16 @@ def test_complete_jobs__batch_completes_only_what_the_owner_still_holds(engine: 
     with engine.begin() as conn:
         queued(conn, 3)
         a, b, c = queue.claim_batch(conn, owner="w", limit=3, lease_seconds=30)
-        done = queue.complete_jobs(conn, owner="w", done=[
+        lost = queue.complete_jobs(conn, owner="w", done=[
             Completion(a.job_id, a.attempt, {"n": 1}),
             Completion(b.job_id, b.attempt + 1),  # stale attempt: fenced off
-            Completion(c.job_id, c.attempt),
+            Completion(c.job_id, c.attempt, ["x", None]),
         ])
-        assert done == {a.job_id, c.job_id}
+        assert lost == {b.job_id}
+        assert progress_of(conn, a.job_id) is Progress.COMPLETED
         assert progress_of(conn, b.job_id) is Progress.RUNNING
+        assert progress_of(conn, c.job_id) is Progress.COMPLETED
+        assert queue.get_job(conn, c.job_id).result == ["x", None]
         assert queue.get_job(conn, a.job_id).result == {"n": 1}
 
 
@@ -232,7 +235,7 @@ def test_fence__late_complete_after_recovery_and_reclaim_changes_nothing(engine:
             queue.fail_job(conn, owner="first", job_id=job_id, attempt=first.attempt,
                            error="late", permanent=True, now=at(13))
         assert queue.complete_jobs(conn, owner="first",
-                                   done=[Completion(job_id, first.attempt)]) == set()
+                                   done=[Completion(job_id, first.attempt)]) == {job_id}
         assert queue.get_job(conn, job_id) == before
         queue.complete_job(conn, owner="second", job_id=job_id, attempt=second.attempt,
                            now=at(14))

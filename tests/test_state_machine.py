@@ -142,9 +142,9 @@ def queue_machine(engine: Engine) -> type[RuleBasedStateMachine]:
             job_id, owner, attempt = token
             with engine.begin() as conn:
                 if batched:
-                    done = queue.complete_jobs(conn, owner=owner,
+                    lost = queue.complete_jobs(conn, owner=owner,
                                                done=[Completion(job_id, attempt)], now=self.now)
-                    succeeded = job_id in done
+                    succeeded = job_id not in lost
                 else:
                     try:
                         queue.complete_job(conn, owner=owner, job_id=job_id, attempt=attempt,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING
 from uuid import UUID
@@ -44,14 +45,23 @@ class Heartbeat:
         self._thread.join(timeout=10)
 
     def hold(self, job_id: UUID, attempt: int) -> JobSignals:
-        signals = JobSignals()
+        return self.hold_all([(job_id, attempt)])[0]
+
+    def hold_all(self, jobs: Iterable[tuple[UUID, int]]) -> list[JobSignals]:
+        """Start keeping these (job_id, attempt) leases alive; their signals, in order."""
+        entries = [(job_id, attempt, JobSignals()) for job_id, attempt in jobs]
         with self._lock:
-            self._held[job_id] = (attempt, signals)
-        return signals
+            for job_id, attempt, signals in entries:
+                self._held[job_id] = (attempt, signals)
+        return [signals for _, _, signals in entries]
 
     def drop(self, job_id: UUID) -> None:
+        self.drop_all([job_id])
+
+    def drop_all(self, job_ids: Iterable[UUID]) -> None:
         with self._lock:
-            self._held.pop(job_id, None)
+            for job_id in job_ids:
+                self._held.pop(job_id, None)
 
     def held(self) -> list[tuple[UUID, int]]:
         with self._lock:

@@ -12,12 +12,13 @@ placeholder) and ``noop``. More kinds come from modules named in ``JOBWORKER_PLU
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -48,18 +49,38 @@ class JobSignals:
     lease_lost: bool = False
 
 
-@dataclass
+JOB_LOGGER = logging.getLogger("jobworker.job")
+
+
 class JobContext:
-    job_id: UUID
-    kind: str
-    payload: dict[str, Any]
-    attempt: int
-    max_attempts: int
-    deadline: float  # time.monotonic() value by which the work must be done
-    signals: JobSignals = field(default_factory=JobSignals)
-    logger: logging.Logger | logging.LoggerAdapter[Any] = field(
-        default_factory=lambda: logging.getLogger("jobworker.job")
-    )
+    """What a handler gets: the job, its deadline, and ways to notice it must stop.
+
+    ``payload`` is decoded on first use (pass ``payload`` or its JSON text, ``payload_json``):
+    a kind that never reads it never pays for it.
+    """
+
+    __slots__ = ("_payload", "_payload_json", "attempt", "deadline", "job_id", "kind", "logger",
+                 "max_attempts", "signals")
+
+    def __init__(self, *, job_id: UUID, kind: str, attempt: int, max_attempts: int,
+                 deadline: float, payload: dict[str, Any] | None = None,
+                 payload_json: str | None = None, signals: JobSignals | None = None,
+                 logger: logging.Logger | logging.LoggerAdapter[Any] = JOB_LOGGER) -> None:
+        self.job_id = job_id
+        self.kind = kind
+        self._payload = payload
+        self._payload_json = payload_json
+        self.attempt = attempt
+        self.max_attempts = max_attempts
+        self.deadline = deadline  # time.monotonic() value by which the work must be done
+        self.signals = signals if signals is not None else JobSignals()
+        self.logger = logger
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        if self._payload is None:
+            self._payload = json.loads(self._payload_json) if self._payload_json else {}
+        return self._payload
 
     def time_left(self) -> float:
         return self.deadline - time.monotonic()

@@ -12,12 +12,13 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, NoReturn
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 from uuid import UUID
 
 from jobworker.errors import IdempotencyConflict, IllegalTransition, JobNotFound, LeaseLost
 from jobworker.progress import Progress
-from jobworker.sql import query
+from jobworker.sql import binary_statement, query
 
 if TYPE_CHECKING:  # SQLAlchemy loads on first use, not on import
     from sqlalchemy.engine import Connection, Row
@@ -69,19 +70,26 @@ class NewJob:
     request_hash: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ClaimedJob:
-    """A job this worker now holds a lease on; ``attempt`` is the fencing token."""
+class ClaimedJob(NamedTuple):
+    """A job this worker now holds a lease on; ``attempt`` is the fencing token.
+
+    A tuple straight from the claim's rows (a batch can be a thousand jobs); the payload
+    stays JSON text until someone reads ``payload``.
+    """
 
     job_id: UUID
     kind: str
-    payload: dict[str, Any]
+    payload_json: str
     attempt: int
     max_attempts: int
 
+    @property
+    def payload(self) -> dict[str, Any]:
+        value: dict[str, Any] = json.loads(self.payload_json)
+        return value
 
-@dataclass(frozen=True, slots=True)
-class Completion:
+
+class Completion(NamedTuple):
     job_id: UUID
     attempt: int
     result: Any = None
@@ -248,23 +256,28 @@ def claim_batch(
     now: datetime | None = None,
 ) -> list[ClaimedJob]:
     """Lease up to ``limit`` runnable jobs (QUEUED, run_at reached), in claim order."""
-    rows = sorted(
-        conn.execute(
-            query("job_claim_batch"),
-            {"owner": owner, "limit": limit, "lease_seconds": lease_seconds, "now": now},
-        ).all(),
-        key=lambda row: (row.priority, row.run_at),
+    rows = _binary_rows(
+        conn,
+        "job_claim_batch",
+        {"owner": owner, "limit": limit, "lease_seconds": lease_seconds, "now": now},
     )
-    return [
-        ClaimedJob(
-            job_id=row.job_id,
-            kind=row.kind,
-            payload=row.payload,
-            attempt=row.attempts,
-            max_attempts=row.max_attempts,
-        )
-        for row in rows
-    ]
+    rows.sort(key=_CLAIM_ORDER)
+    return [ClaimedJob(*row[:5]) for row in rows]
+
+
+_CLAIM_ORDER = itemgetter(5, 6)  # priority, run_at: RETURNING keeps no order
+
+
+def _binary_rows(conn: Connection, name: str, params: Mapping[str, Any]) -> list[Any]:
+    """Run a statement that moves a whole batch on the psycopg connection under ``conn`` (same
+    transaction), parameters and rows in binary: no text quoting per array element, no
+    SQLAlchemy row per job. Rows come back as plain tuples."""
+    driver = conn.connection.driver_connection
+    assert driver is not None, "the connection is open inside a transaction"
+    with driver.cursor(binary=True) as cursor:
+        cursor.execute(binary_statement(name), params)
+        rows: list[Any] = cursor.fetchall()
+    return rows
 
 
 def extend_leases(
@@ -321,20 +334,23 @@ def complete_job(
 def complete_jobs(
     conn: Connection, *, owner: str, done: Sequence[Completion], now: datetime | None = None
 ) -> set[UUID]:
-    """Batch completion with the same fence per job; returns the ids completed (others: lost)."""
+    """Batch completion with the same fence per job; returns the ids it could not complete
+    because their lease was lost (normally none)."""
     if not done:
         return set()
-    rows = conn.execute(
-        query("job_complete_many_if_owned"),
+    results = [None if item.result is None else json.dumps(item.result) for item in done]
+    rows = _binary_rows(
+        conn,
+        "job_complete_many_if_owned",
         {
             "owner": owner,
             "job_ids": [item.job_id for item in done],
             "attempts": [item.attempt for item in done],
-            "results": [None if item.result is None else json.dumps(item.result) for item in done],
+            "results": results,
             "now": now,
         },
-    ).all()
-    return {row.job_id for row in rows}
+    )
+    return {row[0] for row in rows}
 
 
 def fail_job(

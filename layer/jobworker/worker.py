@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from jobworker import queue
@@ -23,7 +23,7 @@ from jobworker.errors import (
     is_database_unavailable,
 )
 from jobworker.heartbeat import Heartbeat
-from jobworker.kinds import JobContext, JobOutcome, JobSignals, handler_for
+from jobworker.kinds import JobContext, JobHandler, JobOutcome, JobSignals, handler_for
 from jobworker.progress import Progress
 
 if TYPE_CHECKING:  # SQLAlchemy loads on first use, not on import
@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # SQLAlchemy loads on first use, not on import
 
 log = logging.getLogger("jobworker.worker")
 
+NO_OUTCOME = JobOutcome()  # what a handler that returns None leaves behind
 COMPLETION_FLUSH_SECONDS = 0.5  # buffered completions are written at least this often
 ERROR_TEXT_LIMIT = 500
 
@@ -91,12 +92,14 @@ class PollSummary:
     job_seconds: list[float] = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        del data["job_seconds"]
-        return data
+        return {name: getattr(self, name) for name in SUMMARY_COUNTS}
 
 
-@dataclass
+SUMMARY_COUNTS = ("claimed", "completed", "failed", "retried", "cancelled", "released", "lost",
+                  "polls", "error")
+
+
+@dataclass(slots=True)
 class Ended:
     """How one attempt ended, before it is recorded."""
 
@@ -148,6 +151,7 @@ class Poller:
         self.pending: list[queue.Completion] = []
         self.pending_since = 0.0
         self.idle_since: float | None = None
+        self.handlers: dict[str, JobHandler] = {}
 
     def run(self) -> PollSummary:
         opts = self.options
@@ -186,18 +190,22 @@ class Poller:
     def _run_batch(self, conn: Connection, jobs: list[queue.ClaimedJob]) -> bool:
         """Run the batch in order; False if time ran out before every job could start."""
         heartbeat = self.heartbeat
-        signals = {job.job_id: heartbeat.hold(job.job_id, job.attempt) for job in jobs}
+        signals = heartbeat.hold_all((job.job_id, job.attempt) for job in jobs)
         if log.isEnabledFor(logging.INFO):  # a thousand log records are not free
             for job in jobs:
                 log.info("Found job", extra=_about(job))
         in_time = True
         try:
-            for job in jobs:
-                if not self._can_start(job):
+            for job, job_signals in zip(jobs, signals, strict=True):
+                expected = self.estimate.expected(job.kind)
+                time_left, now = self.budget.left(), time.monotonic()
+                if time_left < max(self.options.min_start_seconds, expected):
                     in_time = False
                     break
-                self._flush_before(conn, job)
-                ended = self._execute(job, signals[job.job_id])
+                if self.pending and (expected == 0.0 or expected > COMPLETION_FLUSH_SECONDS):
+                    self._flush(conn)  # finished jobs don't wait behind one that may take long
+                deadline = now + min(self.options.job_timeout_seconds, time_left)
+                ended = self._execute(job, job_signals, deadline)
                 if not self._record(conn, job, ended):
                     heartbeat.drop(job.job_id)
         finally:
@@ -206,27 +214,21 @@ class Poller:
             if unstarted:
                 with conn.begin():
                     released = queue.release_jobs(conn, owner=self.options.owner, held=unstarted)
-                for job_id, _ in unstarted:
-                    heartbeat.drop(job_id)
+                heartbeat.drop_all(job_id for job_id, _ in unstarted)
                 self.summary.released += len(released)
                 log.info("Released jobs it could not start in time",
                          extra={"released": len(released)})
         return in_time
 
-    def _flush_before(self, conn: Connection, job: queue.ClaimedJob) -> None:
-        """Don't let finished jobs wait behind one that may take a while."""
-        expected = self.estimate.expected(job.kind)
-        if self.pending and (expected == 0.0 or expected > COMPLETION_FLUSH_SECONDS):
-            self._flush(conn)
+    def _handler(self, kind: str) -> JobHandler:
+        handler = self.handlers.get(kind)
+        if handler is None:
+            handler = self.handlers[kind] = handler_for(kind)  # unknown kind: raises
+        return handler
 
-    def _can_start(self, job: queue.ClaimedJob) -> bool:
-        needed = max(self.options.min_start_seconds, self.estimate.expected(job.kind))
-        return self.budget.left() >= needed
-
-    def _execute(self, job: queue.ClaimedJob, signals: JobSignals) -> Ended:
-        deadline = min(time.monotonic() + self.options.job_timeout_seconds, self.budget.deadline())
+    def _execute(self, job: queue.ClaimedJob, signals: JobSignals, deadline: float) -> Ended:
         ctx = JobContext(
-            job_id=job.job_id, kind=job.kind, payload=job.payload, attempt=job.attempt,
+            job_id=job.job_id, kind=job.kind, payload_json=job.payload_json, attempt=job.attempt,
             max_attempts=job.max_attempts, deadline=deadline, signals=signals,
         )
         if log.isEnabledFor(logging.INFO):
@@ -234,8 +236,7 @@ class Poller:
                      extra={**_about(job), "deadline_seconds": round(ctx.time_left(), 3)})
         started = time.monotonic()
         try:
-            outcome = handler_for(job.kind)(ctx) or JobOutcome()
-            ended = Ended("completed", outcome=outcome)
+            ended = Ended("completed", outcome=self._handler(job.kind)(ctx) or NO_OUTCOME)
         except JobCancelled:
             ended = Ended("cancelled")
         except LeaseLostDuringWork:
@@ -255,7 +256,11 @@ class Poller:
         opts = self.options
         outcome = ended.outcome
         if ended.how == "completed" and outcome is not None and outcome.persist is None:
-            self._buffer(conn, queue.Completion(job.job_id, job.attempt, outcome.result))
+            if not self.pending:
+                self.pending_since = time.monotonic()
+            self.pending.append(queue.Completion(job.job_id, job.attempt, outcome.result))
+            if time.monotonic() - self.pending_since >= COMPLETION_FLUSH_SECONDS:
+                self._flush(conn)
             return True
         extra = _about(job)
         try:
@@ -295,32 +300,24 @@ class Poller:
             log.warning("Lost the lease of job; its new owner keeps it", extra=extra)
         return False
 
-    def _buffer(self, conn: Connection, completion: queue.Completion) -> None:
-        if not self.pending:
-            self.pending_since = time.monotonic()
-        self.pending.append(completion)
-        if time.monotonic() - self.pending_since >= COMPLETION_FLUSH_SECONDS:
-            self._flush(conn)
-
     def _flush(self, conn: Connection) -> None:
         """Write buffered completions in one fenced statement."""
         if not self.pending:
             return
         done, self.pending = self.pending, []
         with conn.begin():
-            completed = queue.complete_jobs(conn, owner=self.options.owner, done=done)
-        self.summary.completed += len(completed)
-        self.summary.lost += len(done) - len(completed)
-        verbose = log.isEnabledFor(logging.INFO)
-        for item in done:
-            self.heartbeat.drop(item.job_id)
-            if item.job_id in completed:
-                if verbose:
+            lost = queue.complete_jobs(conn, owner=self.options.owner, done=done)
+        self.heartbeat.drop_all(item.job_id for item in done)
+        self.summary.completed += len(done) - len(lost)
+        self.summary.lost += len(lost)
+        for job_id in lost:
+            log.warning("Lost the lease of job; its new owner keeps it",
+                        extra={"job_id": str(job_id)})
+        if log.isEnabledFor(logging.INFO):
+            for item in done:
+                if item.job_id not in lost:
                     log.info(f"Job {item.job_id} completed successfully",
                              extra={"job_id": str(item.job_id), "attempt": item.attempt})
-            else:
-                log.warning("Lost the lease of job; its new owner keeps it",
-                            extra={"job_id": str(item.job_id)})
 
 
 def run_poller(engine: Engine, options: PollerOptions, budget: Budget) -> PollSummary:

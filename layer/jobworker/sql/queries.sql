@@ -65,7 +65,9 @@ UPDATE jobs AS j
             ORDER BY priority, run_at
             LIMIT :limit
               FOR UPDATE SKIP LOCKED))
-RETURNING j.job_id, j.kind, j.payload, j.attempts, j.max_attempts, j.priority, j.run_at;
+-- The payload comes back as text: a worker decodes it only for the kinds that read it.
+RETURNING j.job_id, j.kind, CAST(j.payload AS text) AS payload, j.attempts, j.max_attempts,
+          j.priority, j.run_at;
 
 -- name: job_complete_if_owned
 UPDATE jobs
@@ -88,24 +90,34 @@ RETURNING job_id;
 
 -- name: job_complete_many_if_owned
 -- Batch form of job_complete_if_owned: one round trip for a whole batch, same fence per row.
-UPDATE jobs AS j
-   SET updated_at = clock_timestamp(),
-       progress = 'COMPLETED',
-       finished_at = COALESCE(CAST(:now AS timestamptz), now()),
-       lease_owner = NULL,
-       lease_expires_at = NULL,
-       result = done.result,
-       error = NULL,
-       attempt_history = j.attempt_history || jobs_attempt_entry(
-           j.attempts, j.lease_owner, 'completed', NULL, j.started_at,
-           COALESCE(CAST(:now AS timestamptz), now()))
-  FROM unnest(CAST(:job_ids AS uuid[]), CAST(:attempts AS int[]), CAST(:results AS jsonb[]))
-       AS done(job_id, attempt, result)
- WHERE j.job_id = done.job_id
-   AND j.progress = 'RUNNING'
-   AND j.lease_owner = :owner
-   AND j.attempts = done.attempt
-RETURNING j.job_id;
+-- Answers with the jobs it could NOT complete (their lease was lost): normally none, so a
+-- batch of a thousand completions sends nothing back.
+WITH done AS (
+    SELECT *
+      FROM unnest(CAST(:job_ids AS uuid[]), CAST(:attempts AS int[]), CAST(:results AS jsonb[]))
+           AS done(job_id, attempt, result)
+), completed AS (
+    UPDATE jobs AS j
+       SET updated_at = clock_timestamp(),
+           progress = 'COMPLETED',
+           finished_at = COALESCE(CAST(:now AS timestamptz), now()),
+           lease_owner = NULL,
+           lease_expires_at = NULL,
+           result = done.result,
+           error = NULL,
+           attempt_history = j.attempt_history || jobs_attempt_entry(
+               j.attempts, j.lease_owner, 'completed', NULL, j.started_at,
+               COALESCE(CAST(:now AS timestamptz), now()))
+      FROM done
+     WHERE j.job_id = done.job_id
+       AND j.progress = 'RUNNING'
+       AND j.lease_owner = :owner
+       AND j.attempts = done.attempt
+    RETURNING j.job_id
+)
+SELECT job_id
+  FROM done
+ WHERE job_id NOT IN (SELECT job_id FROM completed);
 
 -- name: job_count_by_progress
 SELECT progress::text AS progress, count(*) AS jobs
