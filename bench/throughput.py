@@ -62,9 +62,8 @@ DEFAULT_BATCH_SIZE = 1000
 PGQUEUER_BATCH_SIZE = 100  # FACTS.md: PgQueuer's best measured setting here
 PROCRASTINATE_CONCURRENCY = 10
 ENQUEUE_CHUNK = 1000
-# Extended protocol, unnamed statements: every execution planned with its parameters. With
-# "prepared", Postgres switches to a generic plan after five executions, and the generic plan
-# of job_complete_many_if_owned walks every RUNNING row per completed job (see the report).
+# Extended protocol, unnamed statements: planned at every execution, as the poller's own
+# statements are with DB_DISABLE_PREPARED_STATEMENTS=true (the template's setting).
 PGBENCH_PROTOCOL = "extended"
 LAMBDA_TIMEOUT_SECONDS = 900.0
 READY_TIMEOUT_SECONDS = 120.0

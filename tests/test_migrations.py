@@ -13,7 +13,6 @@ from sqlalchemy.engine import Engine
 
 from jobworker.db import libpq_url, make_engine
 from jobworker.migrate import head_revision, migrate
-from jobworker.sql import query
 
 SEED_INSERT = (
     "INSERT INTO jobs (job_id, progress, created_at) "
@@ -111,28 +110,6 @@ def test_schema__refuses_rows_that_break_invariants(engine: Engine, statement: s
         conn.execute(text(statement))
 
 
-def test_claim_plan__stays_on_the_partial_index_beside_1m_finished_jobs(engine: Engine) -> None:
-    with engine.begin() as conn:
-        conn.execute(text(
-            "INSERT INTO jobs (kind, progress, started_at, finished_at, attempts, created_at) "
-            "SELECT 'noop', 'COMPLETED', now(), now(), 1, now() - make_interval(secs => i) "
-            "FROM generate_series(1, 1000000) AS i"))
-        conn.execute(text(
-            "INSERT INTO jobs (kind, progress) SELECT 'noop', 'QUEUED' "
-            "FROM generate_series(1, 1000)"))
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text("VACUUM ANALYZE jobs"))
-    claim_sql = str(query("job_claim_batch"))
-    with engine.begin() as conn:
-        plan = "\n".join(conn.execute(
-            text("EXPLAIN " + claim_sql),
-            {"owner": "w", "limit": 100, "lease_seconds": 60, "now": None},
-        ).scalars())
-        conn.rollback()
-    assert "jobs_queued_claim_idx" in plan, plan
-    assert "Seq Scan on jobs" not in plan, plan
-
-
 def test_migrate__database_ahead_of_the_code_is_left_alone(empty_database_url: str) -> None:
     """A deploy rolled back after migrating: the older code must not fail on the newer schema."""
     engine = make_engine(empty_database_url)
@@ -141,5 +118,29 @@ def test_migrate__database_ahead_of_the_code_is_left_alone(empty_database_url: s
         with engine.begin() as conn:
             conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
         assert migrate(engine) == "9999"
+    finally:
+        engine.dispose()
+
+
+def test_migrations__every_downgrade_undoes_its_upgrade(empty_database_url: str) -> None:
+    """Down to nothing and up again: each revision's downgrade leaves what its upgrade found."""
+    from alembic import command
+    from alembic.config import Config
+
+    from jobworker.migrate import MIGRATIONS_DIR
+
+    engine = make_engine(empty_database_url)
+    try:
+        migrate(engine)
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS_DIR))
+        with engine.connect() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, "base")
+            connection.commit()
+            tables = set(connection.execute(text(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).scalars())
+        assert tables <= {"alembic_version"}
+        assert migrate(engine) == head_revision()
     finally:
         engine.dispose()

@@ -47,8 +47,9 @@ class Settings(BaseModel):
     db_secret_arn: str | None = None
     db_host: str | None = Field(None, description="Overrides the secret's host, e.g. the RDS Proxy")
     db_name: str | None = None
-    # Off by default: behind RDS Proxy or PgBouncer they cannot be shared, and Postgres's
-    # generic plan for the batch statements is far slower than a fresh plan per batch.
+    # Off by default: behind RDS Proxy or PgBouncer (transaction mode) they cannot be shared.
+    # With a direct connection they may be turned on: every statement's cached generic plan
+    # is checked in tests (tests/test_query_plans.py).
     db_disable_prepared_statements: bool = True
     db_pool_size: int = Field(
         2, ge=1, le=50, description="Connections per process: the work, plus the heartbeat"

@@ -110,9 +110,8 @@ WITH done AS (
                COALESCE(CAST(:now AS timestamptz), now()))
       FROM done
      WHERE j.job_id = done.job_id
-       AND j.progress = 'RUNNING'
-       AND j.lease_owner = :owner
-       AND j.attempts = done.attempt
+       AND (j.progress = 'RUNNING' AND j.lease_owner = :owner AND j.attempts = done.attempt)
+           IS TRUE  -- one condition: see job_extend_leases
     RETURNING j.job_id
 )
 SELECT job_id
@@ -164,9 +163,11 @@ UPDATE jobs AS j
                           + make_interval(secs => :lease_seconds)
   FROM unnest(CAST(:job_ids AS uuid[]), CAST(:attempts AS int[])) AS held(job_id, attempt)
  WHERE j.job_id = held.job_id
-   AND j.progress = 'RUNNING'
-   AND j.lease_owner = :owner
-   AND j.attempts = held.attempt
+   -- The fence as one condition, checked on the row each id finds. As three conditions the
+   -- planner would filter jobs by progress first, trusting statistics that (taken while little
+   -- ran) say almost nothing is RUNNING, and then compare every RUNNING row with every id.
+   AND (j.progress = 'RUNNING' AND j.lease_owner = :owner AND j.attempts = held.attempt)
+       IS TRUE
 RETURNING j.job_id, j.cancel_requested;
 
 -- name: job_fail_if_owned
@@ -212,6 +213,7 @@ UPDATE jobs
            attempts, lease_owner, 'timed_out', NULL, started_at,
            COALESCE(CAST(:now AS timestamptz), now()))
  WHERE progress = 'RUNNING'
+   AND lease_expires_at IS NOT NULL  -- always true while RUNNING; lets the lease index list them
    AND started_at < COALESCE(CAST(:now AS timestamptz), now())
                     - make_interval(mins => :timeout_minutes)
 RETURNING job_id;
@@ -293,9 +295,8 @@ UPDATE jobs AS j
        cancel_requested = false
   FROM unnest(CAST(:job_ids AS uuid[]), CAST(:attempts AS int[])) AS held(job_id, attempt)
  WHERE j.job_id = held.job_id
-   AND j.progress = 'RUNNING'
-   AND j.lease_owner = :owner
-   AND j.attempts = held.attempt
+   AND (j.progress = 'RUNNING' AND j.lease_owner = :owner AND j.attempts = held.attempt)
+       IS TRUE  -- one condition: see job_extend_leases
 RETURNING j.job_id;
 
 -- name: job_retry

@@ -1,0 +1,148 @@
+"""Query plans checked with EXPLAIN, not with timings: the queue stays fast at any table size
+and whichever plan Postgres caches."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+from jobworker import queue
+from jobworker.sql import query, raw_queries
+
+# The type of each parameter, for PREPARE: some are not inferable from the statement alone.
+PARAMETER_TYPES = {
+    "owner": "text", "job_ids": "uuid[]", "attempts": "int[]", "results": "jsonb[]",
+    "now": "timestamptz", "lease_seconds": "float8", "job_id": "uuid", "attempt": "int",
+    "result": "jsonb", "route_group_id": "uuid", "error": "text", "permanent": "boolean",
+    "backoff_base_seconds": "float8", "backoff_cap_seconds": "float8",
+}
+# The statements that fence writes to RUNNING jobs on (owner, attempt): one job, or a batch.
+SINGLE_FENCES = ["job_cancel_if_owned", "job_complete_if_owned", "job_fail_if_owned"]
+BATCH_FENCES = ["job_complete_many_if_owned", "job_extend_leases", "job_release_many_if_owned"]
+PLAN_MODES = ["force_custom_plan", "force_generic_plan"]
+FINISHED, RUNNING = 5000, 500
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "index"),
+    [
+        ("job_claim_batch", {"owner": "w", "limit": 100, "lease_seconds": 60},
+         "jobs_queued_claim_idx"),
+        ("job_recover_orphans", {}, "jobs_running_lease_idx"),
+        ("job_fail_timed_out", {"timeout_minutes": 30}, "jobs_running_lease_idx"),
+    ],
+)
+def test_scans__stay_on_their_partial_index_beside_1m_finished_jobs(
+        engine: Engine, name: str, params: dict[str, object], index: str) -> None:
+    """The claim and the sweeper's two rules look only at live jobs, however many have ended."""
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO jobs (kind, progress, started_at, finished_at, attempts, created_at) "
+            "SELECT 'noop', 'COMPLETED', now(), now(), 1, now() - make_interval(secs => i) "
+            "FROM generate_series(1, 1000000) AS i"))
+        conn.execute(text(
+            "INSERT INTO jobs (kind, progress) SELECT 'noop', 'QUEUED' "
+            "FROM generate_series(1, 1000)"))
+        conn.execute(query("job_claim_batch"),
+                     {"owner": "w", "limit": 10, "lease_seconds": 60, "now": None})
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE jobs"))
+    with engine.begin() as conn:
+        plan = "\n".join(conn.execute(
+            text("EXPLAIN " + str(query(name))), {**params, "now": None}).scalars())
+        conn.rollback()
+    assert index in plan, plan
+    assert "Seq Scan on jobs" not in plan, plan
+
+
+def analyzed_plan(conn: psycopg.Connection[Any], name: str, values: dict[str, Any]) -> Any:
+    """EXPLAIN ANALYZE of ``name`` run as a prepared statement (what psycopg does when prepared
+    statements are on), in a transaction that is rolled back."""
+    names: list[str] = []
+
+    def placeholder(match: re.Match[str]) -> str:
+        if match.group(1) not in names:
+            names.append(match.group(1))
+        return f"${names.index(match.group(1)) + 1}"
+
+    sql = re.sub(r"(?<![:\w]):(\w+)", placeholder, raw_queries()[name])
+    types = ", ".join(PARAMETER_TYPES[param] for param in names)
+    arguments = ", ".join(f"CAST(%s AS {PARAMETER_TYPES[param]})" for param in names)
+    with conn.transaction(force_rollback=True), psycopg.ClientCursor(conn) as cursor:
+        cursor.execute(f"PREPARE fenced ({types}) AS {sql}")
+        cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE fenced({arguments})",
+                       [values[param] for param in names])
+        row = cursor.fetchone()
+    assert row is not None
+    return row[0][0]["Plan"]
+
+
+def nodes(plan: Any) -> list[Any]:
+    """Every node of the plan, depth first."""
+    return [plan, *(node for child in plan.get("Plans", []) for node in nodes(child))]
+
+
+def rows_removed(plan: Any) -> int:
+    """Rows the plan's nodes looked at and threw away."""
+    return sum(int(node.get("Rows Removed by Filter", 0))
+               + int(node.get("Rows Removed by Join Filter", 0)) for node in nodes(plan))
+
+
+@pytest.fixture
+def held_jobs(engine: Engine) -> dict[str, Any]:
+    """RUNNING jobs held by "w", with statistics taken before any ran (the worst case: they
+    say almost nothing is RUNNING); returns values for every fence parameter."""
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO jobs (kind, progress, started_at, finished_at, attempts) "
+            f"SELECT 'noop', 'COMPLETED', now(), now(), 1 FROM generate_series(1, {FINISHED})"))
+        conn.execute(text(
+            "INSERT INTO jobs (kind, progress) SELECT 'noop', 'QUEUED' "
+            f"FROM generate_series(1, {RUNNING})"))
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE jobs"))
+    with engine.begin() as conn:
+        held = queue.claim_batch(conn, owner="w", limit=RUNNING, lease_seconds=60)
+    return {
+        "owner": "w", "job_ids": [job.job_id for job in held],
+        "attempts": [job.attempt for job in held], "results": [None] * len(held),
+        "now": None, "lease_seconds": 60, "job_id": held[0].job_id,
+        "attempt": held[0].attempt, "result": None, "route_group_id": None, "error": "x",
+        "permanent": False, "backoff_base_seconds": 5, "backoff_cap_seconds": 300,
+    }
+
+
+@pytest.mark.parametrize("mode", PLAN_MODES)
+@pytest.mark.parametrize("name", BATCH_FENCES)
+def test_batch_fences__look_at_each_job_once_even_with_stale_statistics(
+        database_url: str, held_jobs: dict[str, Any], name: str, mode: str) -> None:
+    """A plan that filters jobs by progress before matching the batch trusts statistics that
+    say almost nothing is RUNNING; it then compares every RUNNING row with every id in the
+    batch (a thousand completions: a million comparisons). The fence must be checked on the
+    row each id finds, never used to pick the rows."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(f"SET plan_cache_mode = {mode}")
+        plan = analyzed_plan(conn, name, held_jobs)
+    scans = [node for node in nodes(plan) if node.get("Relation Name") == "jobs"]
+    assert scans, plan
+    for scan in scans:
+        if "progress" in scan.get("Filter", ""):  # only on the row an id found
+            assert "job_id" in scan.get("Index Cond", ""), plan
+    assert rows_removed(plan) <= FINISHED + RUNNING, plan
+
+
+@pytest.mark.parametrize("mode", PLAN_MODES)
+@pytest.mark.parametrize("name", SINGLE_FENCES)
+def test_single_fences__find_the_job_by_primary_key_even_with_stale_statistics(
+        database_url: str, held_jobs: dict[str, Any], name: str, mode: str) -> None:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(f"SET plan_cache_mode = {mode}")
+        plan = analyzed_plan(conn, name, held_jobs)
+    assert {node.get("Index Name") for node in nodes(plan) if "Index Name" in node} == {
+        "jobs_pkey"}, plan
+    assert rows_removed(plan) == 0, plan
