@@ -244,6 +244,21 @@ def test_metrics__poller_emits_one_document_with_every_count(poller_run: PollerR
     assert all(0 <= seconds < 5 for seconds in durations)
 
 
+def test_metrics__a_busy_invocation_still_emits_one_document_without_warnings(
+        engine: Engine, database_url: str, tmp_path: Path) -> None:
+    """Powertools prints a document early when a metric reaches 100 values; an invocation
+    that ran hundreds of jobs must still end with one complete document (and no warning)."""
+    jobs = 250
+    with engine.begin() as conn:
+        queue.create_jobs(conn, [NewJob(kind="noop")] * jobs)
+    env = lambda_environment("jobworker-poller", database_url, BATCH_SIZE="100",
+                             PYTHONWARNINGS="error::UserWarning")
+    invocation = invoke("poller", {"source": "jobworker.schedule"}, env, tmp_path)
+    (document,) = invocation.metric_documents
+    assert document["JobsCompleted"] == [float(jobs)]
+    assert len(document["JobDurationSeconds"]) == 99
+
+
 def test_metrics__namespace_units_and_service_dimension(poller_run: PollerRun) -> None:
     (document,) = poller_run.invocation.metric_documents
     (directive,) = document["_aws"]["CloudWatchMetrics"]

@@ -16,7 +16,9 @@ if TYPE_CHECKING:
 
 LambdaHandler = Callable[[Any, Any], Any]
 
-MAX_VALUES_PER_METRIC = 100  # EMF's limit for one metric in one document
+# EMF takes at most 100 values of one metric in one document, and Powertools prints a document
+# as soon as a metric reaches 100 (leaving the handler's own flush empty, with a warning).
+MAX_VALUES_PER_METRIC = 99
 
 
 def record_enqueued(metrics: Metrics, count: int) -> None:
@@ -39,10 +41,18 @@ def record_poll(metrics: Metrics, summary: PollSummary) -> None:
     }
     for name, value in counts.items():
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
-    for seconds in summary.job_seconds[:MAX_VALUES_PER_METRIC]:
+    for seconds in spread(summary.job_seconds, MAX_VALUES_PER_METRIC):
         metrics.add_metric(name="JobDurationSeconds", unit=MetricUnit.Seconds, value=seconds)
     if summary.error:
         record_database_unavailable(metrics)
+
+
+def spread(values: list[float], limit: int) -> list[float]:
+    """At most ``limit`` of ``values``, evenly spaced from first to last (all when they fit)."""
+    if len(values) <= limit:
+        return values
+    step = len(values) / limit
+    return [values[int(index * step)] for index in range(limit)]
 
 
 def record_sweep(metrics: Metrics, summary: SweepSummary) -> None:
