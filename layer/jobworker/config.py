@@ -22,7 +22,9 @@ class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     # The seed's knobs.
-    poll_interval: float = Field(5.0, gt=0, le=300, description="Seconds between polls when idle")
+    poll_interval: float = Field(
+        5.0, gt=0, le=300, description="Longest wait between polls when idle"
+    )
     job_timeout_minutes: int = Field(30, ge=1, le=24 * 60)
     enable_orphan_recovery: bool = True
 

@@ -1,9 +1,9 @@
 """The poller's work: claim batches, run each job before the deadline, record how each ended.
 
-One call to :func:`run_poller` is one Lambda invocation: it polls every ``poll_interval``
-seconds while it finds nothing (and at once after any batch) until its budget runs out,
-never starts a job it cannot finish in time, hands unstarted jobs back, and returns a
-summary of what it did.
+One call to :func:`run_poller` is one Lambda invocation: it polls at once after any batch
+and, while it finds nothing, after waits that grow from a tenth of a second to
+``poll_interval``, until its budget runs out; it never starts a job it cannot finish in time,
+hands unstarted jobs back, and returns a summary of what it did.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ log = logging.getLogger("jobworker.worker")
 
 NO_OUTCOME = JobOutcome()  # what a handler that returns None leaves behind
 COMPLETION_FLUSH_SECONDS = 0.5  # buffered completions are written at least this often
+FIRST_IDLE_WAIT_SECONDS = 0.1  # after work; then 0.2, 0.4, ... up to poll_interval
 ERROR_TEXT_LIMIT = 500
 
 
@@ -151,6 +152,7 @@ class Poller:
         self.pending: list[queue.Completion] = []
         self.pending_since = 0.0
         self.idle_since: float | None = None
+        self.next_wait = FIRST_IDLE_WAIT_SECONDS
         self.handlers: dict[str, JobHandler] = {}
 
     def run(self) -> PollSummary:
@@ -173,18 +175,27 @@ class Poller:
         return self.summary
 
     def _idle_wait(self) -> bool:
-        """Sleep ``poll_interval`` if there is time for another poll after it (and, with
-        ``idle_exit_seconds``, if the poller has not been idle for that long already)."""
+        """Wait before the next poll, if there is time for one after the wait (and, with
+        ``idle_exit_seconds``, if the poller has not been idle that long already).
+
+        The waits start short after work and double up to ``poll_interval``: a job enqueued
+        just after a burst (whose kick the API's debounce held back) is picked up in a
+        fraction of a second, and an idle queue is still polled every ``poll_interval``.
+        """
         opts = self.options
         now = time.monotonic()
         if self.idle_since is None:
-            self.idle_since = now
-        idle_after_sleep = now - self.idle_since + opts.poll_interval
-        if opts.idle_exit_seconds and idle_after_sleep > opts.idle_exit_seconds:
+            self.idle_since, self.next_wait = now, FIRST_IDLE_WAIT_SECONDS
+        wait = min(self.next_wait, opts.poll_interval)
+        self.next_wait = wait * 2
+        if opts.idle_exit_seconds:
+            idle_left = opts.idle_exit_seconds - (now - self.idle_since)
+            if idle_left <= 0:
+                return False
+            wait = min(wait, idle_left)  # the last poll comes when idle_exit_seconds is up
+        if self.budget.left() <= wait + opts.min_start_seconds:
             return False
-        if self.budget.left() <= opts.poll_interval + opts.min_start_seconds:
-            return False
-        self.budget.sleep(opts.poll_interval)
+        self.budget.sleep(wait)
         return True
 
     def _run_batch(self, conn: Connection, jobs: list[queue.ClaimedJob]) -> bool:
