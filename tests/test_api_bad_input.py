@@ -247,6 +247,13 @@ CASES = [
          body=generate_body([location("bak\u0000ery")]), fields=("body",)),
     case("nul_in_job_payload", "POST", "/jobs", 422, "validation_error",
          body={"kind": "noop", "payload": {"note": "a\u0000b"}}, fields=("body",)),
+    # NaN and Infinity: Python's JSON reader takes them, JSON and jsonb do not.
+    case("nan_in_job_payload", "POST", "/jobs", 422, "validation_error",
+         raw=b'{"kind": "noop", "payload": {"ratio": NaN}}', fields=("body.payload.ratio",),
+         says="NaN and Infinity are not JSON numbers"),
+    case("infinity_in_batch_payload", "POST", "/jobs/batch", 422, "validation_error",
+         raw=b'{"jobs": [{"kind": "noop", "payload": {"ratio": -Infinity}}]}',
+         fields=("body.jobs.0.payload.ratio",)),
     case("nul_in_kind_filter", "GET", "/jobs?kind=no%00op", 422, "validation_error",
          fields=("query.kind",)),
     case("nul_in_idempotency_key", "POST", GENERATE, 422, "validation_error",

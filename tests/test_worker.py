@@ -14,9 +14,16 @@ from sqlalchemy.engine import Engine
 
 from jobworker import queue
 from jobworker.db import make_engine
+from jobworker.kinds import JobContext, JobOutcome, job_kind
 from jobworker.progress import Progress
 from jobworker.queue import NewJob
 from jobworker.worker import Budget, PollerOptions, run_poller
+
+
+@job_kind("returns_unstorable")
+def returns_unstorable(ctx: JobContext) -> JobOutcome:
+    """A result json.dumps takes by default and jsonb refuses."""
+    return JobOutcome(result={"nan": float("nan")} if ctx.payload.get("nan") else {"s": "a\x00b"})
 
 
 def options(**overrides: Any) -> PollerOptions:
@@ -223,3 +230,19 @@ def test_poller__without_idle_exit_it_polls_until_the_budget_ends(engine: Engine
     summary = run_poller(engine, options(poll_interval=0.2), Budget.seconds(1.5))
     assert time.monotonic() - started >= 1.2
     assert summary.polls >= 5
+
+
+def test_poller__a_result_the_database_cannot_store_fails_that_job_alone(engine: Engine) -> None:
+    """Written with the batch's other completions, it would fail them all and send the whole
+    batch back to the queue, to run again and again."""
+    good = enqueue(engine, *[NewJob(kind="noop")] * 5)
+    nan, nul = enqueue(engine, NewJob(kind="returns_unstorable", payload={"nan": True}),
+                       NewJob(kind="returns_unstorable"))
+    summary = run_poller(engine, options(idle_exit_seconds=0.3), Budget.seconds(30))
+    assert (summary.completed, summary.failed, summary.retried) == (5, 2, 0)
+    jobs = rows(engine)
+    assert all(jobs[job_id].progress is Progress.COMPLETED for job_id in good)
+    assert jobs[nan].progress is Progress.FAILED
+    assert "cannot be stored as JSON" in (jobs[nan].error or "")
+    assert jobs[nul].progress is Progress.FAILED
+    assert "NUL" in (jobs[nul].error or "")

@@ -11,6 +11,7 @@ import base64
 import binascii
 import json
 import logging
+import math
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
@@ -146,39 +147,50 @@ def guard_request(event: dict[str, Any]) -> dict[str, Any] | None:
         return _raw_error(400, "json_too_deep", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     except (ValueError, UnicodeDecodeError):
         return _raw_error(400, "malformed_json", "request body is not valid JSON")
-    depth, nul_at = _inspect(parsed)
+    depth, unstorable = _inspect(parsed)
     if depth > MAX_JSON_DEPTH:
         return _raw_error(400, "json_too_deep", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
-    if nul_at is not None:
-        field = ".".join(["body", *map(str, nul_at)])
-        message = "may not contain the NUL character (\\u0000)"
+    if unstorable is not None:
+        path, message, kind = unstorable
+        field = ".".join(["body", *map(str, path)])
         return _raw_error(422, "validation_error", f"invalid request: {field}",
-                          [{"field": field, "message": message, "type": "string_nul"}])
+                          [{"field": field, "message": message, "type": kind}])
     return None
 
 
-def _inspect(value: Any) -> tuple[int, tuple[str | int, ...] | None]:
-    """Nesting depth, and where the first key or string holding a NUL is (Postgres text
-    cannot store one). Iterative: a recursive walk is what deep JSON is meant to break."""
+NUL_MESSAGE = "may not contain the NUL character (\\u0000)"
+NOT_FINITE_MESSAGE = "NaN and Infinity are not JSON numbers"
+Unstorable = tuple[tuple[str | int, ...], str, str]  # where, what is wrong, error type
+
+
+def _inspect(value: Any) -> tuple[int, Unstorable | None]:
+    """Nesting depth, and the first value Postgres could not store: a key or string holding
+    a NUL (text cannot), or NaN or Infinity (Python's JSON reader takes them; JSON and jsonb do
+    not). Iterative: a recursive walk is what deep JSON is meant to break."""
     deepest = 0
-    nul_at: tuple[str | int, ...] | None = None
+    found: Unstorable | None = None
     stack: list[tuple[Any, tuple[str | int, ...]]] = [(value, ())]
     while stack:
         item, path = stack.pop()
         depth = len(path) + 1
+        if found is not None and not isinstance(item, dict | list):
+            continue
         if isinstance(item, str):
-            if nul_at is None and "\x00" in item:
-                nul_at = path
+            if "\x00" in item:
+                found = (path, NUL_MESSAGE, "string_nul")
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                found = (path, NOT_FINITE_MESSAGE, "number_not_finite")
         elif isinstance(item, dict | list):
             deepest = max(deepest, depth)
             if depth > MAX_JSON_DEPTH:
-                return depth, nul_at
+                return depth, found
             pairs = item.items() if isinstance(item, dict) else enumerate(item)
             for key, child in pairs:
-                if nul_at is None and isinstance(key, str) and "\x00" in key:
-                    nul_at = (*path, key)
+                if found is None and isinstance(key, str) and "\x00" in key:
+                    found = ((*path, key), NUL_MESSAGE, "string_nul")
                 stack.append((child, (*path, key)))
-    return deepest, nul_at
+    return deepest, found
 
 
 def _raw_error(status: int, code: str, message: str,

@@ -247,6 +247,31 @@ def queued_summary(conn: Connection, *, now: datetime | None = None) -> tuple[in
 # --- the worker side: claim, heartbeat, finish --------------------------------------------
 
 
+def result_json(result: Any) -> str | None:
+    """A job's result as JSON text ``jsonb`` accepts; ValueError says why it cannot be stored
+    (NaN or Infinity, a NUL character, or a value JSON has no form for)."""
+    if result is None:
+        return None
+    try:
+        encoded = json.dumps(result, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"the result cannot be stored as JSON: {exc}") from None
+    if "\\u0000" in encoded and _holds_nul(result):  # cheap test first; escapes can mislead
+        raise ValueError("the result cannot be stored as JSON: it holds a NUL character")
+    return encoded
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(key) or _holds_nul(item) for key, item in value.items())
+    if isinstance(value, list | tuple):
+        return any(_holds_nul(item) for item in value)
+    return False
+
+
+
 def claim_batch(
     conn: Connection,
     *,
@@ -322,7 +347,7 @@ def complete_job(
             "owner": owner,
             "job_id": job_id,
             "attempt": attempt,
-            "result": None if result is None else json.dumps(result),
+            "result": result_json(result),
             "route_group_id": route_group_id,
             "now": now,
         },
@@ -338,7 +363,7 @@ def complete_jobs(
     because their lease was lost (normally none)."""
     if not done:
         return set()
-    results = [None if item.result is None else json.dumps(item.result) for item in done]
+    results = [result_json(item.result) for item in done]
     rows = _binary_rows(
         conn,
         "job_complete_many_if_owned",

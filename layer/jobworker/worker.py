@@ -20,6 +20,7 @@ from jobworker.errors import (
     JobFailure,
     LeaseLost,
     LeaseLostDuringWork,
+    PermanentJobError,
     is_database_unavailable,
 )
 from jobworker.heartbeat import Heartbeat
@@ -247,7 +248,9 @@ class Poller:
                      extra={**_about(job), "deadline_seconds": round(ctx.time_left(), 3)})
         started = time.monotonic()
         try:
-            ended = Ended("completed", outcome=self._handler(job.kind)(ctx) or NO_OUTCOME)
+            outcome = self._handler(job.kind)(ctx) or NO_OUTCOME
+            _check_result(outcome)
+            ended = Ended("completed", outcome=outcome)
         except JobCancelled:
             ended = Ended("cancelled")
         except LeaseLostDuringWork:
@@ -352,8 +355,18 @@ def _about(job: queue.ClaimedJob) -> dict[str, Any]:
     return {"job_id": str(job.job_id), "kind": job.kind, "attempt": job.attempt}
 
 
+def _check_result(outcome: JobOutcome) -> None:
+    """A result the database cannot store fails its job here, alone, and for good; written
+    with a batch of completions it would fail them all, and the attempt would run again."""
+    if outcome.result is not None:
+        try:
+            queue.result_json(outcome.result)
+        except ValueError as exc:
+            raise PermanentJobError(str(exc)) from None
+
+
 def _short(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
+    text = (str(exc) or type(exc).__name__).replace("\x00", "\\x00")  # text cannot hold NUL
     if not isinstance(exc, JobFailure):
         text = f"{type(exc).__name__}: {text}"
     return text if len(text) <= ERROR_TEXT_LIMIT else text[: ERROR_TEXT_LIMIT - 1] + "…"
