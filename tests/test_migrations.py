@@ -9,7 +9,7 @@ import sys
 import psycopg
 import pytest
 from sqlalchemy import text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from jobworker.db import libpq_url, make_engine
 from jobworker.migrate import head_revision, migrate
@@ -122,25 +122,54 @@ def test_migrate__database_ahead_of_the_code_is_left_alone(empty_database_url: s
         engine.dispose()
 
 
-def test_migrations__every_downgrade_undoes_its_upgrade(empty_database_url: str) -> None:
-    """Down to nothing and up again: each revision's downgrade leaves what its upgrade found."""
+SCHEMA_QUERIES = {
+    "columns": "SELECT table_name || '.' || column_name || ' ' || data_type || ' '"
+               " || COALESCE(column_default, '') || ' ' || is_nullable"
+               " FROM information_schema.columns WHERE table_schema = 'public'",
+    "indexes": "SELECT indexdef FROM pg_indexes WHERE schemaname = 'public'",
+    "constraints": "SELECT conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(oid)"
+                   " FROM pg_constraint WHERE connamespace = 'public'::regnamespace",
+    "functions": "SELECT pg_get_functiondef(oid) FROM pg_proc"
+                 " WHERE pronamespace = 'public'::regnamespace",
+    "triggers": "SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE NOT tgisinternal",
+    "types": "SELECT typname FROM pg_type WHERE typnamespace = 'public'::regnamespace"
+             " AND typtype = 'e'",
+}
+
+
+def schema_of(connection: Connection) -> dict[str, set[str]]:
+    return {part: set(connection.execute(text(sql)).scalars())
+            for part, sql in SCHEMA_QUERIES.items()}
+
+
+def test_migrations__each_downgrade_restores_the_schema_its_upgrade_found(
+        empty_database_url: str) -> None:
+    """One revision at a time: up, then down again, and the tables, columns, indexes,
+    constraints, functions, triggers and types are what they were before."""
     from alembic import command
     from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
     from jobworker.migrate import MIGRATIONS_DIR
 
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    revisions = [script.revision for script in
+                 reversed(list(ScriptDirectory.from_config(config).walk_revisions()))]
     engine = make_engine(empty_database_url)
     try:
-        migrate(engine)
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS_DIR))
         with engine.connect() as connection:
             config.attributes["connection"] = connection
-            command.downgrade(config, "base")
-            connection.commit()
-            tables = set(connection.execute(text(
-                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).scalars())
-        assert tables <= {"alembic_version"}
+            for before, revision in zip(["base", *revisions], revisions, strict=False):
+                command.upgrade(config, before)
+                connection.commit()
+                found = schema_of(connection)
+                command.upgrade(config, revision)
+                connection.commit()
+                assert schema_of(connection) != found, f"{revision} changed nothing"
+                command.downgrade(config, before)
+                connection.commit()
+                assert schema_of(connection) == found, f"downgrade of {revision}"
         assert migrate(engine) == head_revision()
     finally:
         engine.dispose()

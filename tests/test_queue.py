@@ -460,3 +460,29 @@ def test_list__newest_first_with_keyset_pages_and_filters(engine: Engine) -> Non
         pending = queue.list_jobs(conn, progress=Progress.PENDING)
     assert [job.job_id for job in first + second] == ids[::-1][:4]
     assert [job.kind for job in pending] == ["simulate"]
+
+
+def test_claim_and_complete__without_begin_behave_like_execute(engine: Engine) -> None:
+    """The batch statements run on the driver's cursor; called on a connection with no
+    transaction begun, they still start one, so commit() keeps their work (and a close
+    without it rolls it back), as with conn.execute."""
+    with engine.begin() as conn:
+        queued(conn, 2)
+    with engine.connect() as conn:
+        first = queue.claim_batch(conn, owner="w", limit=1, lease_seconds=30)
+    with engine.connect() as conn:  # closed without commit: the claim was rolled back
+        assert len(queue.claim_batch(conn, owner="w", limit=5, lease_seconds=30)) == 2
+        conn.commit()
+    with engine.connect() as conn:
+        assert queue.complete_jobs(conn, owner="w",
+                                   done=[Completion(first[0].job_id, first[0].attempt)]) == set()
+        conn.commit()
+    with engine.connect() as conn:
+        assert progress_of(conn, first[0].job_id) is Progress.COMPLETED
+
+
+def test_claim__database_errors_arrive_as_sqlalchemy_errors(engine: Engine) -> None:
+    from sqlalchemy.exc import DBAPIError
+
+    with pytest.raises(DBAPIError, match="interval out of range"), engine.begin() as conn:
+        queue.claim_batch(conn, owner="w", limit=1, lease_seconds=1e300)

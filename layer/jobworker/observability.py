@@ -48,7 +48,11 @@ def record_poll(metrics: Metrics, summary: PollSummary) -> None:
 
 
 def spread(values: list[float], limit: int) -> list[float]:
-    """At most ``limit`` of ``values``, evenly spaced from first to last (all when they fit)."""
+    """At most ``limit`` of ``values``, evenly spaced from the first on (all when they fit).
+
+    ``JobDurationSeconds`` is then a sample of the invocation's jobs: its average and
+    percentiles stand for all of them, its count does not (``JobsCompleted`` and the other
+    counts do)."""
     if len(values) <= limit:
         return values
     step = len(values) / limit

@@ -74,7 +74,8 @@ class ClaimedJob(NamedTuple):
     """A job this worker now holds a lease on; ``attempt`` is the fencing token.
 
     A tuple straight from the claim's rows (a batch can be a thousand jobs); the payload
-    stays JSON text until someone reads ``payload``.
+    stays JSON text until someone reads ``payload`` (decoded anew on each read; the worker
+    hands handlers a ``JobContext``, which decodes it once).
     """
 
     job_id: UUID
@@ -296,12 +297,23 @@ _CLAIM_ORDER = itemgetter(5, 6)  # priority, run_at: RETURNING keeps no order
 def _binary_rows(conn: Connection, name: str, params: Mapping[str, Any]) -> list[Any]:
     """Run a statement that moves a whole batch on the psycopg connection under ``conn`` (same
     transaction), parameters and rows in binary: no text quoting per array element, no
-    SQLAlchemy row per job. Rows come back as plain tuples."""
+    SQLAlchemy row per job. Rows come back as plain tuples; errors as SQLAlchemy's."""
+    import psycopg
+    from sqlalchemy.exc import DBAPIError
+
+    if not conn.in_transaction():
+        conn.begin()  # as conn.execute would: the caller commits, or the close rolls back
     driver = conn.connection.driver_connection
-    assert driver is not None, "the connection is open inside a transaction"
-    with driver.cursor(binary=True) as cursor:
-        cursor.execute(binary_statement(name), params)
-        rows: list[Any] = cursor.fetchall()
+    if driver is None:
+        raise RuntimeError("the connection has no open psycopg connection")
+    statement = binary_statement(name)
+    try:
+        with driver.cursor(binary=True) as cursor:
+            cursor.execute(statement, params)
+            rows: list[Any] = cursor.fetchall()
+    except psycopg.Error as exc:
+        raise DBAPIError.instance(statement, dict(params), exc, psycopg.Error,
+                                  dialect=conn.dialect) from exc
     return rows
 
 

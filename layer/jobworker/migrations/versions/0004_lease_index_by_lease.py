@@ -5,12 +5,15 @@
 was a candidate for all of them; with statistics taken while few jobs ran, a cached generic
 plan (psycopg prepares a statement after five runs when prepared statements are on) walked
 every RUNNING row for each job it fenced: a batch completion of a thousand jobs became a
-million comparisons. Indexed ``WHERE lease_expires_at IS NOT NULL`` it holds the same rows
-(the ``jobs_lease_iff_running`` constraint), it still serves the sweeper's "lease expired"
-and "running too long" scans, which name ``lease_expires_at``, and the fences find their jobs
-by primary key whatever the statistics say.
+million comparisons. Indexed ``WHERE lease_expires_at IS NOT NULL`` it holds the RUNNING rows
+(a lease exists while RUNNING: ``jobs_lease_iff_running``, and the update trigger clears it
+when a job leaves RUNNING), it still serves the sweeper's "lease expired" and "running too
+long" scans, which name ``lease_expires_at`` (and check ``progress`` themselves), and the
+fences find their jobs by primary key whatever the statistics say.
 
-Rebuilding reads the table once while holding off writes: on a million rows, about a second.
+The new index is built first, under a temporary name: the build reads the table once and
+holds off writes meanwhile (reads go on), about a second per million rows; dropping the old
+index and renaming the new one are instant, just before the commit.
 
 Revision ID: 0004
 Revises: 0003
@@ -24,15 +27,16 @@ branch_labels = None
 depends_on = None
 
 UPGRADE = """
+CREATE INDEX jobs_lease_expiry_idx ON jobs (lease_expires_at) WHERE lease_expires_at IS NOT NULL;
 DROP INDEX jobs_running_lease_idx;
-CREATE INDEX jobs_running_lease_idx ON jobs (lease_expires_at) WHERE lease_expires_at IS NOT NULL;
-COMMENT ON INDEX jobs_running_lease_idx IS
-    'The RUNNING jobs (a lease exists exactly while RUNNING), by lease expiry.';
+ALTER INDEX jobs_lease_expiry_idx RENAME TO jobs_running_lease_idx;
+COMMENT ON INDEX jobs_running_lease_idx IS 'The RUNNING jobs (the rows with a lease), by lease expiry.';
 """
 
 DOWNGRADE = """
+CREATE INDEX jobs_running_idx ON jobs (lease_expires_at) WHERE progress = 'RUNNING';
 DROP INDEX jobs_running_lease_idx;
-CREATE INDEX jobs_running_lease_idx ON jobs (lease_expires_at) WHERE progress = 'RUNNING';
+ALTER INDEX jobs_running_idx RENAME TO jobs_running_lease_idx;
 """
 
 
