@@ -206,23 +206,24 @@ def test_poller__idle_exit_ends_an_empty_invocation_early(engine: Engine) -> Non
 
 def test_poller__idle_polls_come_quickly_after_work_then_every_poll_interval(
         engine: Engine) -> None:
-    """With poll_interval 5 s and idle exit at 1 s, an invocation still polls at 0.1, 0.3,
-    0.7 and 1.0 s of idleness: a job enqueued in that second (its kick held back by the
-    API's debounce) is found by the poller that is still there."""
+    """With poll_interval 5 s and idle exit at 2 s, an invocation still polls at 0.1, 0.3,
+    0.7, 1.5 and 2.0 s of idleness (waiting poll_interval first, it would have left at once):
+    a job enqueued meanwhile (its kick held back by the API's debounce) is found by the
+    poller that is still there."""
     found_later: list[UUID] = []
 
     def enqueue_while_idle() -> None:
-        time.sleep(0.4)
+        time.sleep(0.3)
         found_later.extend(enqueue(engine, NewJob(kind="noop")))
 
     thread = threading.Thread(target=enqueue_while_idle)
     thread.start()
-    summary = run_poller(engine, options(poll_interval=5, idle_exit_seconds=1.0),
+    summary = run_poller(engine, options(poll_interval=5, idle_exit_seconds=2.0),
                          Budget.seconds(30))
     thread.join()
     assert summary.completed == 1
     assert rows(engine)[found_later[0]].progress is Progress.COMPLETED
-    assert summary.polls >= 5  # first, the one that found the job, then 0.1, 0.3, 0.7, 1.0
+    assert summary.polls >= 6  # the first, the one that found the job, 0.1 ... 2.0 after it
 
 
 def test_poller__without_idle_exit_it_polls_until_the_budget_ends(engine: Engine) -> None:
