@@ -26,7 +26,6 @@ import json
 import math
 import multiprocessing
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -510,20 +509,18 @@ class PgQueuer:
 
 # --- the SQL ceiling: pgbench with jobworker's own statements ------------------------------
 
-_PARAM = re.compile(r"(?<![:\w]):(\w+)")
-
-
 def pgbench_sql(sql: str, replacements: dict[str, str]) -> str:
     """A queries.sql statement for pgbench: comments dropped, ``:params`` replaced."""
+    from jobworker.sql import with_parameters
+
     body = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
 
-    def replace(match: re.Match[str]) -> str:
-        name = match.group(1)
+    def replace(name: str) -> str:
         if name not in replacements:
             raise KeyError(f"no pgbench value for :{name}")
         return replacements[name]
 
-    return _PARAM.sub(replace, body)
+    return with_parameters(body, replace)
 
 
 def ceiling_script(batch_size: int, lease_seconds: float = 60.0) -> str:

@@ -3,7 +3,6 @@ and whichever plan Postgres caches."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import psycopg
@@ -12,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from jobworker import queue
-from jobworker.sql import query, raw_queries
+from jobworker.sql import query, raw_queries, with_parameters
 
 # The type of each parameter, for PREPARE: some are not inferable from the statement alone.
 PARAMETER_TYPES = {
@@ -65,12 +64,12 @@ def analyzed_plan(conn: psycopg.Connection[Any], name: str, values: dict[str, An
     statements are on), in a transaction that is rolled back."""
     names: list[str] = []
 
-    def placeholder(match: re.Match[str]) -> str:
-        if match.group(1) not in names:
-            names.append(match.group(1))
-        return f"${names.index(match.group(1)) + 1}"
+    def placeholder(param: str) -> str:
+        if param not in names:
+            names.append(param)
+        return f"${names.index(param) + 1}"
 
-    sql = re.sub(r"(?<![:\w]):(\w+)", placeholder, raw_queries()[name])
+    sql = with_parameters(raw_queries()[name], placeholder)
     types = ", ".join(PARAMETER_TYPES[param] for param in names)
     arguments = ", ".join(f"CAST(%s AS {PARAMETER_TYPES[param]})" for param in names)
     with conn.transaction(force_rollback=True), psycopg.ClientCursor(conn) as cursor:

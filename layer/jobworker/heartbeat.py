@@ -44,9 +44,6 @@ class Heartbeat:
         self._stop.set()
         self._thread.join(timeout=10)
 
-    def hold(self, job_id: UUID, attempt: int) -> JobSignals:
-        return self.hold_all([(job_id, attempt)])[0]
-
     def hold_all(self, jobs: Iterable[tuple[UUID, int]]) -> list[JobSignals]:
         """Start keeping these (job_id, attempt) leases alive; their signals, in order."""
         entries = [(job_id, attempt, JobSignals()) for job_id, attempt in jobs]

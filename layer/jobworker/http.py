@@ -11,7 +11,6 @@ import base64
 import binascii
 import json
 import logging
-import math
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
@@ -24,6 +23,7 @@ from jobworker.errors import (
     RoutesNotAvailable,
     is_database_unavailable,
 )
+from jobworker.storable import dotted, inspect_json
 
 log = logging.getLogger("jobworker.http")
 
@@ -147,50 +147,15 @@ def guard_request(event: dict[str, Any]) -> dict[str, Any] | None:
         return _raw_error(400, "json_too_deep", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     except (ValueError, UnicodeDecodeError):
         return _raw_error(400, "malformed_json", "request body is not valid JSON")
-    depth, unstorable = _inspect(parsed)
+    depth, unstorable = inspect_json(parsed, MAX_JSON_DEPTH)
     if depth > MAX_JSON_DEPTH:
         return _raw_error(400, "json_too_deep", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     if unstorable is not None:
         path, message, kind = unstorable
-        field = ".".join(["body", *map(str, path)])
+        field = dotted("body", path)
         return _raw_error(422, "validation_error", f"invalid request: {field}",
                           [{"field": field, "message": message, "type": kind}])
     return None
-
-
-NUL_MESSAGE = "may not contain the NUL character (\\u0000)"
-NOT_FINITE_MESSAGE = "NaN and Infinity are not JSON numbers"
-Unstorable = tuple[tuple[str | int, ...], str, str]  # where, what is wrong, error type
-
-
-def _inspect(value: Any) -> tuple[int, Unstorable | None]:
-    """Nesting depth, and the first value Postgres could not store: a key or string holding
-    a NUL (text cannot), or NaN or Infinity (Python's JSON reader takes them; JSON and jsonb do
-    not). Iterative: a recursive walk is what deep JSON is meant to break."""
-    deepest = 0
-    found: Unstorable | None = None
-    stack: list[tuple[Any, tuple[str | int, ...]]] = [(value, ())]
-    while stack:
-        item, path = stack.pop()
-        depth = len(path) + 1
-        if found is not None and not isinstance(item, dict | list):
-            continue
-        if isinstance(item, str):
-            if "\x00" in item:
-                found = (path, NUL_MESSAGE, "string_nul")
-        elif isinstance(item, float):
-            if not math.isfinite(item):
-                found = (path, NOT_FINITE_MESSAGE, "number_not_finite")
-        elif isinstance(item, dict | list):
-            deepest = max(deepest, depth)
-            if depth > MAX_JSON_DEPTH:
-                return depth, found
-            pairs = item.items() if isinstance(item, dict) else enumerate(item)
-            for key, child in pairs:
-                if found is None and isinstance(key, str) and "\x00" in key:
-                    found = ((*path, key), NUL_MESSAGE, "string_nul")
-                stack.append((child, (*path, key)))
-    return deepest, found
 
 
 def _raw_error(status: int, code: str, message: str,

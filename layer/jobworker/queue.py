@@ -19,6 +19,7 @@ from uuid import UUID
 from jobworker.errors import IdempotencyConflict, IllegalTransition, JobNotFound, LeaseLost
 from jobworker.progress import Progress
 from jobworker.sql import binary_statement, query
+from jobworker.storable import dotted, inspect_json
 
 if TYPE_CHECKING:  # SQLAlchemy loads on first use, not on import
     from sqlalchemy.engine import Connection, Row
@@ -257,19 +258,13 @@ def result_json(result: Any) -> str | None:
         encoded = json.dumps(result, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"the result cannot be stored as JSON: {exc}") from None
-    if "\\u0000" in encoded and _holds_nul(result):  # cheap test first; escapes can mislead
-        raise ValueError("the result cannot be stored as JSON: it holds a NUL character")
+    if "\\u0000" in encoded:  # cheap test first: an escaped backslash can read the same
+        _, found = inspect_json(result)
+        if found is not None:
+            path, message, _ = found
+            raise ValueError(f"the result cannot be stored as JSON: {dotted('result', path)} "
+                             f"{message}")
     return encoded
-
-
-def _holds_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_holds_nul(key) or _holds_nul(item) for key, item in value.items())
-    if isinstance(value, list | tuple):
-        return any(_holds_nul(item) for item in value)
-    return False
 
 
 

@@ -69,10 +69,6 @@ class Budget:
     def left(self) -> float:
         return self.remaining()
 
-    def deadline(self) -> float:
-        """The end of the budget as a ``time.monotonic()`` value."""
-        return time.monotonic() + self.left()
-
     def sleep(self, seconds: float) -> None:
         """Sleep ``seconds``, or less if the budget runs out first."""
         end = time.monotonic() + seconds

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -54,5 +55,10 @@ def binary_statement(name: str) -> str:
     For the few statements that move a batch: a thousand UUIDs and integers dump and load in
     C this way, where text format quotes and scans every element.
     """
-    sql = raw_queries()[name].replace("%", "%%")
-    return _PARAMETER.sub(lambda match: f"%({match.group(1)})b", sql)
+    return with_parameters(raw_queries()[name].replace("%", "%%"), lambda name: f"%({name})b")
+
+
+def with_parameters(sql: str, placeholder: Callable[[str], str]) -> str:
+    """``sql`` with each ``:name`` parameter replaced by ``placeholder(name)`` (for drivers and
+    tools that spell parameters otherwise: psycopg, PREPARE, pgbench)."""
+    return _PARAMETER.sub(lambda match: placeholder(match.group(1)), sql)
