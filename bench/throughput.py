@@ -226,15 +226,14 @@ def jobworker_process(url: str, batch_size: int, log_level: str, ready: Event, g
     out.put(summary)
 
 
+@dataclass
 class Jobworker:
-    def __init__(self, url: str, jobs: int, workers: int, batch_size: int, log_level: str,
-                 timeout: float) -> None:
-        self.url = url
-        self.jobs = jobs
-        self.workers = workers
-        self.batch_size = batch_size
-        self.log_level = log_level
-        self.timeout = timeout
+    url: str
+    jobs: int
+    workers: int
+    batch_size: int
+    log_level: str
+    timeout: float
 
     def fill(self) -> float:
         """Empty the queue, bulk-enqueue the jobs with the library call; returns jobs/s."""
@@ -380,13 +379,13 @@ def procrastinate_process(url: str, concurrency: int, ready: Event, go: Event, s
     out.put(time.time())
 
 
+@dataclass
 class Procrastinate:
-    def __init__(self, url: str, jobs: int, workers: int, timeout: float) -> None:
-        self.url = url
-        self.jobs = jobs
-        self.workers = workers
-        self.timeout = timeout
-        self.installed = False
+    url: str
+    jobs: int
+    workers: int
+    timeout: float
+    installed: bool = False
 
     def fill(self) -> None:
         import procrastinate
@@ -467,13 +466,13 @@ def pgqueuer_driver_name() -> str:
     return "asyncpg"
 
 
+@dataclass
 class PgQueuer:
-    def __init__(self, url: str, jobs: int, workers: int, timeout: float) -> None:
-        self.url = url
-        self.jobs = jobs
-        self.workers = workers
-        self.timeout = timeout
-        self.installed = False
+    url: str
+    jobs: int
+    workers: int
+    timeout: float
+    installed: bool = False
 
     async def _fill(self) -> None:
         from pgqueuer.queries import Queries
@@ -551,42 +550,40 @@ def ceiling_script(batch_size: int, lease_seconds: float = 60.0) -> str:
     ])
 
 
+@dataclass
 class Ceiling:
-    def __init__(self, url: str, jobs: int, workers: int, batch_size: int, bin_dir: Path,
-                 timeout: float) -> None:
-        self.url = url
-        self.jobs = jobs
-        self.workers = workers
-        self.batch_size = batch_size
-        self.pgbench = bin_dir / "pgbench"
-        self.timeout = timeout
-        self.filler = Jobworker(url, jobs, workers, batch_size, DEPLOYMENT_LOG_LEVEL, timeout)
+    """pgbench draining what ``filler`` (jobworker's own setup: same jobs, clients, batch)
+    enqueued, with jobworker's statements."""
+
+    filler: Jobworker
+    pgbench: Path
 
     def run(self) -> Drain:
+        jw = self.filler
         if not self.pgbench.exists():
             return Drain(None, note=f"no pgbench at {self.pgbench}")
-        self.filler.fill()
-        quiesce(self.url)
+        jw.fill()
+        quiesce(jw.url)
         with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as script:
-            script.write(ceiling_script(self.batch_size))
+            script.write(ceiling_script(jw.batch_size))
         try:
-            per_client = math.ceil(self.jobs / (self.batch_size * self.workers)) + 2
-            deadline = time.monotonic() + self.timeout
-            while self.filler.remaining() and time.monotonic() < deadline:
+            per_client = math.ceil(jw.jobs / (jw.batch_size * jw.workers)) + 2
+            deadline = time.monotonic() + jw.timeout
+            while jw.remaining() and time.monotonic() < deadline:
                 done = subprocess.run(
                     [str(self.pgbench), "--no-vacuum", f"--protocol={PGBENCH_PROTOCOL}",
-                     f"--client={self.workers}", f"--jobs={self.workers}",
-                     f"--transactions={per_client}", f"--file={script.name}", self.url],
-                    capture_output=True, text=True, timeout=self.timeout, check=False)
+                     f"--client={jw.workers}", f"--jobs={jw.workers}",
+                     f"--transactions={per_client}", f"--file={script.name}", jw.url],
+                    capture_output=True, text=True, timeout=jw.timeout, check=False)
                 if done.returncode != 0:
                     return Drain(None, note=f"pgbench failed: {done.stderr.strip()[-300:]}")
         finally:
             os.unlink(script.name)
-        with psycopg.connect(self.url, autocommit=True) as conn:
+        with psycopg.connect(jw.url, autocommit=True) as conn:
             row = conn.execute("SELECT min(started_at), max(finished_at), count(*) FROM jobs"
                                " WHERE progress = 'COMPLETED'").fetchone()
         assert row is not None
-        return _drain_rate(self.jobs, row[0], row[1], int(row[2]))
+        return _drain_rate(jw.jobs, row[0], row[1], int(row[2]))
 
 
 # --- the scenario ---------------------------------------------------------------------------
@@ -649,8 +646,8 @@ def run(args: argparse.Namespace, server: BenchServer) -> dict[str, Any]:
         variants[name] = system(server.create_database(f"{name}_bench"), *common,
                                 args.timeout).run
     if "ceiling" in wanted:
-        variants["ceiling"] = Ceiling(jw_url, *common, args.batch_size, server.bin_dir,
-                                      args.timeout).run
+        filler = Jobworker(jw_url, *common, args.batch_size, DEPLOYMENT_LOG_LEVEL, args.timeout)
+        variants["ceiling"] = Ceiling(filler, server.bin_dir / "pgbench").run
     api_runs: list[dict[str, float | None]] = []
     if args.api_singles > 0 or args.api_batches > 0:
 
