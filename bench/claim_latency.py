@@ -67,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _fill(server: BenchServer, finished: int) -> Engine:
-    from jobworker.db import make_engine
+    from jobworker.aws.engine import make_engine
 
     url = server.migrated_database("jobworker_claim")
     engine = make_engine(url)
@@ -101,7 +101,7 @@ def time_claims(engine: Engine, claims: int, batch_size: int) -> float:
 
 
 def explain_claim(engine: Engine, batch_size: int) -> list[str]:
-    from jobworker.sql import raw_queries
+    from jobworker.queue.sql import raw_queries
 
     params = {"owner": "bench", "limit": batch_size, "lease_seconds": 60, "now": None}
     with engine.connect() as conn:

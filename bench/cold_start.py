@@ -119,7 +119,7 @@ print(json.dumps({"import_ms": (imported - started) * 1000,
 
 def lambda_env(database_url: str, tracing: bool) -> dict[str, str]:
     """Environment of a handler process, as the template gives a Lambda function."""
-    from jobworker.db import sqlalchemy_url
+    from jobworker.aws.engine import sqlalchemy_url
 
     env = {key: value for key, value in os.environ.items()
            if not key.startswith(("POWERTOOLS_", "AWS_LAMBDA_"))}
@@ -169,10 +169,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace, server: BenchServer, naive_path: Path) -> dict[str, Any]:
-    from jobworker.local import functions_dir
-
     env = lambda_env(server.migrated_database("jobworker_cold"), args.tracing)
-    paths = {name: functions_dir() / name / "app.py" for name in HANDLERS}
+    functions = Path(__file__).resolve().parents[1] / "functions"  # bench runs from a checkout
+    paths = {name: functions / name / "app.py" for name in HANDLERS}
     paths["naive"] = naive_path
     variants: dict[str, Callable[[], dict[str, Any]]] = {
         name: partial(measure, path, env, f"jobworker-{name}", False)

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import psycopg
 from sqlalchemy.engine import make_url
 
-from jobworker.db import libpq_url
+from jobworker.aws.engine import libpq_url
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
@@ -55,8 +55,8 @@ class BenchServer:
 
     def migrated_database(self, prefix: str = "jobworker_bench") -> str:
         """A new database with jobworker's schema at the newest revision."""
-        from jobworker.db import make_engine
-        from jobworker.migrate import migrate
+        from jobworker.aws.engine import make_engine
+        from jobworker.queue.schema import migrate
 
         url = self.create_database(prefix)
         engine = make_engine(url)
@@ -114,7 +114,7 @@ def database_url(server_url: str, name: str) -> str:
 @contextmanager
 def bench_server() -> Iterator[BenchServer]:
     """``DATABASE_URL``'s server if set, else a fresh embedded one; created databases dropped."""
-    from jobworker.localdb import LocalPostgres, embedded_postgres
+    from jobworker.dev.localdb import LocalPostgres, embedded_postgres
 
     if "XDG_RUNTIME_DIR" not in os.environ:  # silences platformdirs in embedded_postgres
         os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="jobworker-xdg-")

@@ -55,7 +55,7 @@ def free_port() -> int:
 
 def dev_command(port: int, data_dir: str, kick: bool) -> list[str]:
     script = Path(sys.executable).with_name("jobworker")
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "jobworker.cli"]
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "jobworker.dev.cli"]
     command += ["dev", "--port", str(port), "--data-dir", data_dir]
     return command if kick else [*command, "--no-kick"]
 

@@ -1,6 +1,6 @@
 """``jobworker bench routes FILE.vrp --seconds S [--json] [--seed N]``: solver quality, measured.
 
-Runs the job's own solver entry point (:func:`jobworker.routing.solver.solve`) on a VRPLIB CVRP
+Runs the job's own solver entry point (:func:`jobworker.routes.solver.solve`) on a VRPLIB CVRP
 file and compares the cost with the optimum or best known cost from its COMMENT line. With
 ``--json`` the last line printed is one JSON object (``cost``, ``optimum``, ``gap_pct``,
 ``seconds``, ``feasible``, ...). Exit status 0 when a feasible plan was found, 1 when not, 2
@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from jobworker.routing.solver import InfeasibleProblem, solve
-from jobworker.routing.vrplib import VrplibError, read_problem
+from jobworker.routes.solver import InfeasibleProblem, solve
+from jobworker.routes.vrplib import VrplibError, read_problem
 
 
 def _parser() -> argparse.ArgumentParser:

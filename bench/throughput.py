@@ -4,7 +4,7 @@ Every system drains the same N ``noop`` jobs with K worker processes on the same
 interleaved rounds (medians reported):
 
 * **jobworker**: each process is a warm poller Lambda container: it loads the real handler
-  (``functions/poller/app.py`` via :func:`jobworker.local.load_handler`) and is invoked once
+  (``functions/poller/app.py`` via :func:`jobworker.dev.local.load_handler`) and is invoked once
   with a Lambda-like context; claim batch, run, complete, exactly what Lambda runs. Measured
   at the log level a deployment at volume uses (``WARNING``) and at the default ``INFO``.
 * **procrastinate**: async no-op task, K ``run_worker(wait=False)`` processes.
@@ -198,8 +198,9 @@ def jobworker_process(url: str, batch_size: int, log_level: str, ready: Event, g
     """One warm poller container: load the handler, connect, wait for go, run one invocation."""
     _quiet_stdout()
     os.environ.update(_jobworker_env(url, batch_size, log_level))
-    from jobworker import kinds, runtime
-    from jobworker.local import LocalContext, load_handler
+    from jobworker import kinds
+    from jobworker.aws import runtime
+    from jobworker.dev.local import LocalContext, load_handler
 
     handler = load_handler("poller")
     kinds.load_plugins()
@@ -238,7 +239,7 @@ class Jobworker:
     def fill(self) -> float:
         """Empty the queue, bulk-enqueue the jobs with the library call; returns jobs/s."""
         from jobworker import queue
-        from jobworker.db import make_engine
+        from jobworker.aws.engine import make_engine
 
         _execute(self.url, "TRUNCATE jobs, route_groups CASCADE")
         engine = make_engine(self.url)
@@ -306,8 +307,8 @@ def api_enqueue_process(url: str, singles: int, batches: int, log_level: str,
     _quiet_stdout()
     os.environ.update(_jobworker_env(url, 10, log_level))
     os.environ["POWERTOOLS_SERVICE_NAME"] = "jobworker-api"
-    from jobworker.devserver import request_to_event
-    from jobworker.local import LocalContext, load_handler
+    from jobworker.dev.local import LocalContext, load_handler
+    from jobworker.dev.server import request_to_event
 
     handler = load_handler("api")
     headers = {"content-type": "application/json"}
@@ -510,7 +511,7 @@ class PgQueuer:
 
 def pgbench_sql(sql: str, replacements: dict[str, str]) -> str:
     """A queries.sql statement for pgbench: comments dropped, ``:params`` replaced."""
-    from jobworker.sql import with_parameters
+    from jobworker.queue.sql import with_parameters
 
     body = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
 
@@ -525,7 +526,7 @@ def pgbench_sql(sql: str, replacements: dict[str, str]) -> str:
 def ceiling_script(batch_size: int, lease_seconds: float = 60.0) -> str:
     """One pgbench transaction = jobworker's claim statement, then its completion statement,
     each in its own transaction (as the poller runs them); NULL ``:now`` = database clock."""
-    from jobworker.sql import raw_queries
+    from jobworker.queue.sql import raw_queries
 
     queries = raw_queries()
     common = {"now": "NULL", "owner": "('pgbench-' || CAST(:client_id AS text))"}

@@ -1,9 +1,10 @@
 """Build the Lambda layer for python3.12 without Docker, and check that it fits.
 
 pip downloads ready-made Linux wheels for the target platform (no compiler, no container):
-``layer/requirements.txt`` with its dependencies, then ``layer/requirements-nodeps.txt``
-without theirs (PyVRP: its plotting dependencies stay out). The ``jobworker`` package is
-copied next to them. The result is ``<out>/python/...``, the layout Lambda puts on
+the ``[project] dependencies`` of ``pyproject.toml`` with their dependencies, then those named
+in ``[tool.jobworker.layer] no-deps`` without theirs (PyVRP: its plotting stack stays out).
+The ``jobworker`` package is copied next to them, without its dev kit (``jobworker.dev``).
+The result is ``<out>/python/...``, the layout Lambda puts on
 ``sys.path`` from ``/opt/python``.
 
     python infra/build_layer.py                       # build/layer, arm64
@@ -18,17 +19,18 @@ from __future__ import annotations
 import argparse
 import compileall
 import py_compile
+import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYER_SOURCE = ROOT / "layer"
 PACKAGE = "jobworker"
-REQUIREMENTS = LAYER_SOURCE / "requirements.txt"
-REQUIREMENTS_NO_DEPS = LAYER_SOURCE / "requirements-nodeps.txt"
+PYPROJECT = ROOT / "pyproject.toml"
 
 TARGET_PYTHON = (3, 12)
 # Lambda's python3.12 runtime is Amazon Linux 2023 (glibc 2.34): any manylinux wheel up to
@@ -44,6 +46,22 @@ STRIPPED_DIRS = frozenset({"__pycache__", "tests"})
 LAMBDA_LIMIT_MB = 250.0  # functions plus all their layers, unzipped
 DEFAULT_MAX_MB = 200.0
 MB = 1024 * 1024
+
+
+def _name_of(requirement: str) -> str:
+    return re.split(r"[\s\[<>=!~;]", requirement, maxsplit=1)[0].lower()
+
+
+def layer_requirements(pyproject: Path = PYPROJECT) -> tuple[list[str], list[str], list[str]]:
+    """(installed with dependencies, installed without, jobworker sub-packages left out),
+    all read from ``pyproject.toml``: the one list of what the runtime needs."""
+    config = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    layer = config["tool"]["jobworker"]["layer"]
+    no_deps = {name.lower() for name in layer["no-deps"]}
+    dependencies = config["project"]["dependencies"]
+    with_deps = [req for req in dependencies if _name_of(req) not in no_deps]
+    without = [req for req in dependencies if _name_of(req) in no_deps]
+    return [*with_deps, *layer["extra"]], without, list(layer["exclude-packages"])
 
 
 def platform_args(arch: str) -> list[str]:
@@ -85,11 +103,22 @@ def strip(root: Path) -> None:
             path.unlink()
 
 
-def copy_package(site: Path) -> None:
+def copy_package(site: Path, excluded: Sequence[str]) -> None:
     shutil.copytree(
         LAYER_SOURCE / PACKAGE,
         site / PACKAGE,
         ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "tests", "*.egg-info"),
+    )
+    for name in excluded:
+        shutil.rmtree(site / PACKAGE / name)
+
+
+def package_modules(site: Path) -> list[str]:
+    """Every module of jobworker the layer holds, dotted (what `make layer` lists)."""
+    root = site / PACKAGE
+    return sorted(
+        ".".join((PACKAGE, *path.relative_to(root).with_suffix("").parts)).removesuffix(".__init__")
+        for path in root.rglob("*.py")
     )
 
 
@@ -131,11 +160,12 @@ def build(out: Path, arch: str, *, compile_bytecode: bool = False) -> Path:
         shutil.rmtree(out)
     site = out / "python"
     site.mkdir(parents=True)
-    pip_install(site, arch, ["-r", str(REQUIREMENTS)])
-    pip_install(site, arch, ["--no-deps", "--upgrade", "-r", str(REQUIREMENTS_NO_DEPS)])
+    with_deps, without_deps, excluded = layer_requirements()
+    pip_install(site, arch, with_deps)
+    pip_install(site, arch, ["--no-deps", "--upgrade", *without_deps])
     remove_distributions(site, PROVIDED_BY_RUNTIME)
     shutil.rmtree(site / "bin", ignore_errors=True)  # console scripts: no use in a layer
-    copy_package(site)
+    copy_package(site, excluded)
     strip(site)
     if compile_bytecode:
         precompile(site)
@@ -172,6 +202,8 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{size / MB:.1f} MB unzipped, {files} files in {site}")
     for name, entry_size in largest_entries(site):
         print(f"  {entry_size / MB:7.1f} MB  {name}")
+    modules = package_modules(site)
+    print(f"jobworker modules in the layer ({len(modules)}): {', '.join(modules)}")
     if size > args.max_mb * MB:
         print(f"error: the layer is {size / MB:.1f} MB, over the {args.max_mb:.0f} MB budget "
               f"(Lambda's limit is {LAMBDA_LIMIT_MB:.0f} MB with the function code)",

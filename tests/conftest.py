@@ -19,9 +19,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine, make_url
 
-from jobworker.db import libpq_url, make_engine
-from jobworker.localdb import LocalPostgres, throwaway_postgres
-from jobworker.migrate import migrate
+from jobworker.aws.engine import libpq_url, make_engine
+from jobworker.dev.localdb import LocalPostgres, throwaway_postgres
+from jobworker.queue.schema import migrate
 
 TABLES_TO_EMPTY = ("jobs", "route_groups")
 
@@ -99,8 +99,8 @@ class LambdaClient:
 
     def __call__(self, method: str, path: str, body: Any = None,
                  headers: dict[str, str] | None = None, raw: bytes | None = None) -> ApiAnswer:
-        from jobworker.devserver import request_to_event
-        from jobworker.local import LocalContext
+        from jobworker.dev.local import LocalContext
+        from jobworker.dev.server import request_to_event
 
         data = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
         sent = {"content-type": "application/json", **(headers or {})}
@@ -124,7 +124,7 @@ class ApiAnswer:
 @pytest.fixture
 def app_env(engine: Engine, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Environment for the handlers: the test database, no AWS, fresh per-process state."""
-    from jobworker import kick, runtime
+    from jobworker.aws import kick, runtime
 
     monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "jobworker-test")
@@ -139,7 +139,7 @@ def app_env(engine: Engine, database_url: str, monkeypatch: pytest.MonkeyPatch) 
 
 @pytest.fixture
 def api(app_env: None) -> LambdaClient:
-    from jobworker.local import load_handler
+    from jobworker.dev.local import load_handler
 
     return LambdaClient(load_handler("api"))
 
@@ -147,7 +147,7 @@ def api(app_env: None) -> LambdaClient:
 @pytest.fixture
 def handlers(app_env: None) -> dict[str, Any]:
     """The poller and sweeper handlers, called with a Lambda-like context of N seconds."""
-    from jobworker.local import LocalContext, load_handler
+    from jobworker.dev.local import LocalContext, load_handler
 
     def invoker(name: str) -> Any:
         handler = load_handler(name)

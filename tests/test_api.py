@@ -19,8 +19,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from jobworker import kick, queue, runtime
-from jobworker.api_models import MAX_BATCH
+from jobworker import queue
+from jobworker.api.models import MAX_BATCH
+from jobworker.aws import kick, runtime
 from jobworker.queue import NewJob
 
 DEPOT = {"lat": 52.520, "lon": 13.405}
@@ -524,7 +525,7 @@ def test_end_to_end__routes_as_geojson(api: Any, completed_route_job: str) -> No
 
 
 class FrozenClock:
-    """Stands in for ``time`` in jobworker.kick: the debounce sees only the time we set."""
+    """Stands in for ``time`` in jobworker.aws.kick: the debounce sees only the time we set."""
 
     def __init__(self) -> None:
         self.now = 1000.0

@@ -19,9 +19,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from jobworker import queue, runtime
+from jobworker import queue
+from jobworker.aws import runtime
 from jobworker.queue import NewJob
-from jobworker.routing.models import MAX_LOCATIONS
+from jobworker.routes.models import MAX_LOCATIONS
 from tests.conftest import ApiAnswer
 
 SQL = "'; DROP TABLE jobs; --"
@@ -293,8 +294,8 @@ def send(api: Any, case: Case, seeded: dict[str, str]) -> ApiAnswer:
     if case.event_change is None:
         answer = api(case.method, path, body=case.body, headers=case.headers, raw=case.raw)
         return ApiAnswer(answer.status, answer.headers, answer.text)
-    from jobworker.devserver import request_to_event
-    from jobworker.local import LocalContext
+    from jobworker.dev.local import LocalContext
+    from jobworker.dev.server import request_to_event
 
     event = request_to_event(case.method, path, {"content-type": "application/json"},
                              case.raw or b"")

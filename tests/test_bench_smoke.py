@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from jobworker.localdb import LocalPostgres
+from jobworker.dev.localdb import LocalPostgres
 
 THROUGHPUT_KEYS = {
     "jobworker_jobs_per_s", "procrastinate_jobs_per_s", "pgqueuer_jobs_per_s",

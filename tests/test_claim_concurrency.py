@@ -22,7 +22,7 @@ CLAIMER = """
 import json, pathlib, sys, time
 from sqlalchemy import text
 from jobworker import queue
-from jobworker.db import make_engine
+from jobworker.aws.engine import make_engine
 
 url, owner, out, ready, go = sys.argv[1:6]
 engine = make_engine(url)

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from jobworker.migrate import head_revision
+from jobworker.queue.schema import head_revision
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = sorted((ROOT / "events").glob("*.json"))
@@ -26,7 +26,7 @@ HANDLER_FOR_EVENT = {"scheduled_tick": "poller", "kick": "poller", "sweep_tick":
 
 
 def jobworker(*args: str, env: dict[str, str], timeout: float = 120) -> Any:
-    done = subprocess.run([sys.executable, "-m", "jobworker.cli", *args], cwd=ROOT, env=env,
+    done = subprocess.run([sys.executable, "-m", "jobworker.dev.cli", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -43,9 +43,9 @@ def test_migrate__reports_the_revision(cli_env: dict[str, str]) -> None:
 
 
 def test_config__bad_variable_is_named(cli_env: dict[str, str]) -> None:
-    done = subprocess.run([sys.executable, "-m", "jobworker.cli", "invoke", "sweeper"], cwd=ROOT,
-                          env={**cli_env, "JOB_TIMEOUT_MINUTES": "soon"}, capture_output=True,
-                          text=True, timeout=60)
+    done = subprocess.run([sys.executable, "-m", "jobworker.dev.cli", "invoke", "sweeper"],
+                          cwd=ROOT, env={**cli_env, "JOB_TIMEOUT_MINUTES": "soon"},
+                          capture_output=True, text=True, timeout=60)
     assert done.returncode != 0
     assert "JOB_TIMEOUT_MINUTES" in done.stderr
 
@@ -93,7 +93,7 @@ class DevServer:
         env.update({"POLL_INTERVAL": "1", "POWERTOOLS_LOG_LEVEL": "WARNING"})
         self.base = f"http://127.0.0.1:{port}"
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "jobworker.cli", "dev", "--port", str(port),
+            [sys.executable, "-m", "jobworker.dev.cli", "dev", "--port", str(port),
              "--data-dir", str(data_dir), "--poller-timeout", "10"],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         assert self.process.stdout is not None

@@ -4,29 +4,23 @@ except in the tests of the PUT itself, which talk to a server on 127.0.0.1."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
-APP = Path(__file__).resolve().parents[1] / "functions" / "migrate" / "app.py"
-
 
 @pytest.fixture(scope="module")
 def app() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("jobworker_function_migrate", APP)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The module behind functions/migrate/app.py (which re-exports its handler)."""
+    from jobworker.aws import migrate_resource
+
+    return migrate_resource
 
 
 class Context:
@@ -148,12 +142,12 @@ def test_unknown_request_type__answers_failed(app: ModuleType, recorder: Recorde
 
 def test_real_migrate_is_called_with_the_runtime_engine(
         app: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
-    import jobworker.migrate
-    import jobworker.runtime
+    import jobworker.aws.runtime
+    import jobworker.queue.schema
 
     engine = object()
-    monkeypatch.setattr(jobworker.runtime, "get_engine", lambda: engine)
-    monkeypatch.setattr(jobworker.migrate, "migrate",
+    monkeypatch.setattr(jobworker.aws.runtime, "get_engine", lambda: engine)
+    monkeypatch.setattr(jobworker.queue.schema, "migrate",
                         lambda given: "head" if given is engine else "wrong engine")
     assert app.apply_migrations() == "head"
 

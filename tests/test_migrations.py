@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
-from jobworker.db import libpq_url, make_engine
-from jobworker.migrate import head_revision, migrate
+from jobworker.aws.engine import libpq_url, make_engine
+from jobworker.queue.schema import head_revision, migrate
 
 SEED_INSERT = (
     "INSERT INTO jobs (job_id, progress, created_at) "
@@ -45,7 +45,7 @@ def test_migrate__twice_on_empty_database_is_idempotent(empty_database_url: str)
 
 def test_migrate__two_processes_at_once_both_succeed(empty_database_url: str) -> None:
     env = {**os.environ, "DATABASE_URL": empty_database_url}
-    command = [sys.executable, "-m", "jobworker.cli", "migrate"]
+    command = [sys.executable, "-m", "jobworker.dev.cli", "migrate"]
     runs = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True) for _ in range(2)]
     results = [(*run.communicate(timeout=120), run.returncode) for run in runs]
@@ -150,7 +150,7 @@ def test_migrations__each_downgrade_restores_the_schema_its_upgrade_found(
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
-    from jobworker.migrate import MIGRATIONS_DIR
+    from jobworker.queue.schema import MIGRATIONS_DIR
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))

@@ -24,8 +24,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from jobworker import queue
-from jobworker.config import Settings
-from jobworker.db import make_engine
+from jobworker.aws.engine import make_engine
+from jobworker.aws.settings import Settings
 from jobworker.queue import NewJob
 from tests.conftest import TABLES_TO_EMPTY, LambdaClient
 
@@ -75,7 +75,7 @@ def invoke(handler: str, event: dict[str, Any], env: dict[str, str], folder: Pat
     event_file = folder / f"{handler}-event-{uuid.uuid4().hex[:8]}.json"
     event_file.write_text(json.dumps(event))
     done = subprocess.run(
-        [sys.executable, "-m", "jobworker.cli", "invoke", handler, "--event", str(event_file),
+        [sys.executable, "-m", "jobworker.dev.cli", "invoke", handler, "--event", str(event_file),
          "--timeout", str(timeout)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
     )
@@ -202,7 +202,7 @@ def test_logger__outcome_lines_name_the_job_and_the_error(poller_run: PollerRun)
 
 
 def test_logger__api_lines_carry_the_request_id_as_correlation_id(tmp_path: Path) -> None:
-    """GET /health with the database down logs "Database unavailable" from jobworker.http."""
+    """GET /health with the database down logs "Database unavailable" from jobworker.api.http."""
     event = json.loads((ROOT / "events" / "api_health.json").read_text())
     request_id = f"obs-{uuid.uuid4().hex[:12]}="
     event["requestContext"]["requestId"] = request_id
@@ -219,8 +219,8 @@ def test_logger__api_lines_carry_the_request_id_as_correlation_id(tmp_path: Path
 
 
 def test_logger__api_correlation_id_is_set_on_successful_requests_too(api: LambdaClient) -> None:
-    from jobworker.devserver import request_to_event
-    from jobworker.local import LocalContext, load_module
+    from jobworker.dev.local import LocalContext, load_module
+    from jobworker.dev.server import request_to_event
 
     event = request_to_event("GET", "/health", {}, b"")
     answer = api.handler(event, LocalContext("jobworker-api", 30))

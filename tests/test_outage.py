@@ -15,7 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from jobworker import queue
-from jobworker.localdb import LocalPostgres
+from jobworker.dev.localdb import LocalPostgres
 from jobworker.queue import NewJob
 from tests.conftest import LambdaClient
 

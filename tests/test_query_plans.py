@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from jobworker import queue
-from jobworker.sql import query, raw_queries, with_parameters
+from jobworker.queue.sql import query, raw_queries, with_parameters
 
 # The type of each parameter, for PREPARE: some are not inferable from the statement alone.
 PARAMETER_TYPES = {

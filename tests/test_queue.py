@@ -10,9 +10,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
 from jobworker import queue
-from jobworker.errors import IdempotencyConflict, IllegalTransition, JobNotFound, LeaseLost
-from jobworker.progress import Progress
 from jobworker.queue import Completion, NewJob
+from jobworker.queue.errors import IdempotencyConflict, IllegalTransition, JobNotFound, LeaseLost
+from jobworker.queue.progress import Progress
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 

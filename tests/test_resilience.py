@@ -19,7 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from jobworker import queue
-from jobworker.localdb import LocalPostgres
+from jobworker.dev.localdb import LocalPostgres
 from jobworker.queue import NewJob
 from tests.torture_kinds import LEDGER_DDL
 
@@ -32,7 +32,7 @@ class PollerFleet:
     def __init__(self, database_url: str, size: int, *, invocation_seconds: float,
                  env: dict[str, str]) -> None:
         self.size = size
-        self.command = [sys.executable, "-m", "jobworker.cli", "invoke", "poller",
+        self.command = [sys.executable, "-m", "jobworker.dev.cli", "invoke", "poller",
                         "--timeout", str(invocation_seconds)]
         self.env = {**os.environ, "DATABASE_URL": database_url, "PYTHONPATH": str(ROOT),
                     "JOBWORKER_PLUGINS": "tests.torture_kinds",

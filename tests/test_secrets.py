@@ -21,9 +21,8 @@ from botocore.client import BaseClient
 from moto import mock_aws
 from sqlalchemy.engine import make_url
 
-from jobworker import runtime
-from jobworker.config import load_settings
-from jobworker.errors import ConfigError
+from jobworker.aws import runtime
+from jobworker.aws.settings import ConfigError, load_settings
 from tests.conftest import LambdaClient
 
 PASSWORD = "s3cret-password-never-shown"  # the embedded server trusts local users: unused

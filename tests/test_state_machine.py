@@ -27,9 +27,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from jobworker import queue
-from jobworker.errors import IllegalTransition, LeaseLost
-from jobworker.progress import TERMINAL, Progress
 from jobworker.queue import Completion, NewJob
+from jobworker.queue.errors import IllegalTransition, LeaseLost
+from jobworker.queue.progress import TERMINAL, Progress
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 LEASE = 30
@@ -246,7 +246,7 @@ def test_state_machine__catches_a_broken_fence(engine: Engine,
     the attempt check, a worker whose job was recovered and handed back to it completes the
     new attempt with its stale token. (The owner check needs a longer story, time-out then
     retry then another owner: tests/test_queue.py tells that one deterministically.)"""
-    from jobworker import sql
+    from jobworker.queue import sql
 
     fence = re.compile(r"^\s*AND (j\.)?attempts = (:attempt|done\.attempt|held\.attempt)\s*$",
                        re.MULTILINE)

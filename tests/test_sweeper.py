@@ -11,8 +11,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from jobworker import queue
-from jobworker.progress import Progress
 from jobworker.queue import NewJob
+from jobworker.queue.progress import Progress
 
 
 def running_job(engine: Engine, *, started_minutes_ago: float, lease_left_seconds: float,
@@ -120,7 +120,7 @@ def test_sweeper__database_unreachable_ends_cleanly_with_a_metric(
     handlers: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from jobworker import runtime
+    from jobworker.aws import runtime
 
     monkeypatch.setenv("DATABASE_URL", "postgresql://postgres@/postgres?host=/tmp/jw-no-server")
     runtime.reset()

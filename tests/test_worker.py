@@ -13,11 +13,11 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from jobworker import queue
-from jobworker.db import make_engine
+from jobworker.aws.engine import make_engine
 from jobworker.kinds import JobContext, JobOutcome, job_kind
-from jobworker.progress import Progress
+from jobworker.poller.loop import Budget, PollerOptions, run_poller
 from jobworker.queue import NewJob
-from jobworker.worker import Budget, PollerOptions, run_poller
+from jobworker.queue.progress import Progress
 
 
 @job_kind("returns_unstorable")

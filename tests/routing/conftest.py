@@ -1,6 +1,6 @@
 """Generated routing instances and a checker that every returned plan must pass.
 
-No database: these tests exercise ``jobworker.routing`` alone.
+No database: these tests exercise ``jobworker.routes`` alone.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from jobworker.routing.models import GenerateRoutesRequest
-from jobworker.routing.plan import RoutePlan
-from jobworker.routing.solver import RoutingProblem
+from jobworker.routes.models import GenerateRoutesRequest
+from jobworker.routes.plan import RoutePlan
+from jobworker.routes.solver import RoutingProblem
 
 SHARED_CVRP = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "cvrp"
 TOLERANCE_MINUTES = 0.02  # plan times are rounded to hundredths of a minute

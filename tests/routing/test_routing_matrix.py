@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from jobworker.routing.matrix import EARTH_RADIUS_KM, HaversineMatrixBuilder, Point, haversine_km
+from jobworker.routes.matrix import EARTH_RADIUS_KM, HaversineMatrixBuilder, Point, haversine_km
 
 
 def test_haversine__one_degree_of_latitude__about_111_km() -> None:

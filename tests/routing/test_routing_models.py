@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from jobworker.routing.models import (
+from jobworker.routes.models import (
     MAX_LOCATIONS,
     GenerateRoutesRequest,
     Location,

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jobworker.routing.solver import solve
-from jobworker.routing.vrplib import (
+from jobworker.routes.solver import solve
+from jobworker.routes.vrplib import (
     VrplibError,
     euc_2d,
     parse_optimum,

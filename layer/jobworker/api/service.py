@@ -1,0 +1,116 @@
+"""The use cases the Lambda handlers call: one function per thing a handler does.
+
+Each opens its own transaction(s) on the process's engine; a job the API accepted is
+committed before the function returns, so before the HTTP response goes out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from jobworker import queue
+from jobworker.aws.kick import kick_poller
+from jobworker.aws.runtime import get_engine, get_settings
+from jobworker.queue import Job, NewJob, QueueStats
+from jobworker.queue.progress import Progress
+
+log = logging.getLogger("jobworker.service")
+
+
+def request_hash(body: Mapping[str, Any]) -> str:
+    """Fingerprint of a request body, independent of key order and whitespace."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def submit_job(
+    *,
+    kind: str,
+    payload: Mapping[str, Any],
+    enqueue: bool,
+    idempotency_key: str | None = None,
+    priority: int = 0,
+    max_attempts: int | None = None,
+    run_at: datetime | None = None,
+    request_body: Mapping[str, Any] | None = None,
+) -> tuple[Job, bool]:
+    """Create a job (and enqueue it, in the same transaction); returns ``(job, created)``."""
+    new = NewJob(
+        kind=kind,
+        payload=payload,
+        priority=priority,
+        max_attempts=max_attempts or get_settings().max_attempts,
+        run_at=run_at,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash(request_body if request_body is not None else payload)
+        if idempotency_key
+        else None,
+    )
+    with get_engine().begin() as conn:
+        job, created = queue.create_job(conn, new, enqueue=enqueue)
+    if created and enqueue:
+        kick_poller()
+    return job, created
+
+
+def submit_jobs(jobs: Sequence[NewJob]) -> list[UUID]:
+    """Create and enqueue many jobs in one transaction."""
+    with get_engine().begin() as conn:
+        ids = queue.create_jobs(conn, jobs, enqueue=True, max_attempts=get_settings().max_attempts)
+    kick_poller()
+    return ids
+
+
+def enqueue_job(job_id: UUID) -> Job:
+    with get_engine().begin() as conn:
+        job = queue.enqueue_job(conn, job_id)
+    kick_poller()
+    return job
+
+
+def get_job(job_id: UUID) -> Job:
+    with get_engine().connect() as conn:
+        return queue.get_job(conn, job_id)
+
+
+def list_jobs(*, progress: Progress | None, kind: str | None, limit: int,
+              before: tuple[datetime, UUID] | None) -> list[Job]:
+    with get_engine().connect() as conn:
+        return queue.list_jobs(conn, progress=progress, kind=kind, limit=limit, before=before)
+
+
+def queue_stats() -> QueueStats:
+    with get_engine().connect() as conn:
+        return queue.queue_stats(conn)
+
+
+def cancel_job(job_id: UUID) -> Job:
+    with get_engine().begin() as conn:
+        return queue.cancel_job(conn, job_id)
+
+
+def retry_job(job_id: UUID) -> Job:
+    with get_engine().begin() as conn:
+        job = queue.retry_job(conn, job_id)
+    kick_poller()
+    return job
+
+
+def check_database() -> None:
+    """Raises when Postgres cannot be reached."""
+    from sqlalchemy import text
+
+    with get_engine().connect() as conn:
+        conn.execute(text("SELECT 1"))
+
+
+def job_routes(job_id: UUID, *, geojson: bool) -> dict[str, Any]:
+    from jobworker.routes.view import job_routes as read
+
+    return read(get_engine(), job_id, geojson=geojson)

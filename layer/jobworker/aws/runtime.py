@@ -1,0 +1,59 @@
+"""Per-process state of a handler: settings and the engine, built on first use, then reused.
+
+A Lambda container keeps these across invocations (one connection, reused); nothing here runs
+at import time, so a cold start only pays for what an invocation actually touches.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from jobworker.aws.settings import ConfigError, Settings, settings
+
+if TYPE_CHECKING:  # SQLAlchemy loads on first use, not on import
+    from sqlalchemy.engine import URL, Engine
+
+
+def get_settings() -> Settings:
+    return settings()
+
+
+def database_url(config: Settings) -> str | URL:
+    if config.database_url is not None:
+        return config.database_url.get_secret_value()
+    if config.db_secret_arn:
+        from jobworker.aws.secrets import database_url_from_secret
+
+        return database_url_from_secret(
+            config.db_secret_arn, host=config.db_host, database=config.db_name
+        )
+    raise ConfigError("no database configured: set DATABASE_URL, or DB_SECRET_ARN in AWS")
+
+
+@lru_cache(maxsize=1)
+def get_engine() -> Engine:
+    from jobworker.aws.engine import make_engine
+
+    config = get_settings()
+    engine = make_engine(
+        database_url(config),
+        disable_prepared_statements=config.db_disable_prepared_statements,
+        pool_size=config.db_pool_size,
+        max_overflow=0,
+    )
+    if config.database_url is None and config.db_secret_arn:
+        from jobworker.aws.secrets import follow_rotation
+
+        follow_rotation(engine, config.db_secret_arn)
+    return engine
+
+
+def reset() -> None:
+    """Forget settings and engine (tests change the environment between cases)."""
+    from jobworker.aws.settings import settings as cached_settings
+
+    if get_engine.cache_info().currsize:
+        get_engine().dispose()
+    get_engine.cache_clear()
+    cached_settings.cache_clear()

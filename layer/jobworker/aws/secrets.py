@@ -1,0 +1,69 @@
+"""Database credentials from AWS Secrets Manager (the RDS secret format), cached per container.
+
+The secret is read through Powertools Parameters (cached ``SECRET_MAX_AGE_SECONDS``). Every new
+connection asks for it again, so after a password rotation fresh connections pick up the new
+password within that time, without a redeploy or a cold start.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Engine
+
+from jobworker.aws.settings import ConfigError
+
+SECRET_MAX_AGE_SECONDS = 300
+
+
+def read_secret(secret_arn: str) -> dict[str, Any]:
+    """The secret as a dict with at least username and password; ConfigError otherwise."""
+    from aws_lambda_powertools.utilities import parameters
+    from aws_lambda_powertools.utilities.parameters.exceptions import (
+        GetParameterError,
+        TransformParameterError,
+    )
+
+    try:
+        secret: Any = parameters.get_secret(
+            secret_arn, transform="json", max_age=SECRET_MAX_AGE_SECONDS
+        )
+    except TransformParameterError:
+        raise ConfigError(f"DB_SECRET_ARN: secret {secret_arn} is not JSON") from None
+    except GetParameterError as exc:
+        raise ConfigError(f"DB_SECRET_ARN: cannot read secret {secret_arn}: {exc}") from None
+    if not isinstance(secret, dict) or "username" not in secret or "password" not in secret:
+        raise ConfigError(
+            f"DB_SECRET_ARN: secret {secret_arn} is not a JSON object with username and password"
+        )
+    return secret
+
+
+def database_url_from_secret(secret_arn: str, *, host: str | None = None,
+                             database: str | None = None) -> URL:
+    """Build the URL from an RDS-style secret: username, password, host, port, dbname.
+
+    ``host`` overrides the secret's host (point it at the RDS Proxy endpoint); empty values
+    mean "use the secret's".
+    """
+    secret = read_secret(secret_arn)
+    return URL.create(
+        "postgresql+psycopg",
+        username=secret["username"],
+        password=secret["password"],
+        host=host or secret.get("host"),
+        port=int(secret.get("port", 5432)),
+        database=database or secret.get("dbname") or "postgres",
+        query={"sslmode": "require"},
+    )
+
+
+def follow_rotation(engine: Engine, secret_arn: str) -> None:
+    """Give each new connection the secret's current username and password."""
+
+    @event.listens_for(engine, "do_connect")
+    def _fresh_credentials(dialect: Any, record: Any, cargs: Any, cparams: dict[str, Any]) -> None:
+        secret = read_secret(secret_arn)
+        cparams["user"] = secret["username"]
+        cparams["password"] = secret["password"]

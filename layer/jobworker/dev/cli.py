@@ -1,0 +1,108 @@
+"""The ``jobworker`` command: migrate, invoke a handler, run the local stack, benchmarks."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from jobworker.dev.local import HANDLER_NAMES
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from jobworker.aws import runtime
+    from jobworker.queue.schema import migrate
+
+    revision = migrate(runtime.get_engine())
+    print(json.dumps({"schema_revision": revision}))
+    return 0
+
+
+def _invoke(args: argparse.Namespace) -> int:
+    """Run one handler in-process with a Lambda-like context: sam local invoke, without Docker."""
+    from jobworker.dev.local import LocalContext, load_handler
+
+    event: Any = json.loads(Path(args.event).read_text()) if args.event else {}
+    handler = load_handler(args.handler)
+    answer = handler(event, LocalContext(f"jobworker-{args.handler}", args.timeout))
+    print(json.dumps(answer, default=str))
+    return 0
+
+
+def _dev(args: argparse.Namespace) -> int:
+    from jobworker.dev.server import serve
+
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    serve(host=args.host, port=args.port, data_dir=Path(args.data_dir),
+          poller_timeout=args.poller_timeout, sweep_every=args.sweep_every,
+          max_pollers=args.max_pollers, kick_enabled=not args.no_kick)
+    return 0
+
+
+def _bench(args: argparse.Namespace, rest: list[str]) -> int:
+    """Benchmarks live in bench/ at the project root, installed with the dev extra."""
+    try:
+        from bench import main as bench_main
+    except ImportError:
+        print("jobworker: the benchmarks come with a source checkout: pip install -e '.[dev]'",
+              file=sys.stderr)
+        return 2
+
+    return bench_main(rest)
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="jobworker", description=__doc__)
+    commands = root.add_subparsers(dest="command", required=True)
+
+    commands.add_parser("migrate", help="apply schema migrations to DATABASE_URL")
+
+    invoke = commands.add_parser("invoke", help="run a Lambda handler in-process")
+    invoke.add_argument("handler", choices=HANDLER_NAMES)
+    invoke.add_argument("--event", help="JSON event file (see events/)")
+    invoke.add_argument("--timeout", type=float, default=60.0,
+                        help="seconds the Lambda-like context allows (default 60)")
+
+    dev = commands.add_parser("dev", help="run API + poller + sweeper locally")
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=8080)
+    dev.add_argument("--data-dir", default=".jobworker/pgdata",
+                     help="where the embedded Postgres keeps its data")
+    dev.add_argument("--poller-timeout", type=float, default=60.0,
+                     help="seconds one poller invocation may run (the Lambda's timeout)")
+    dev.add_argument("--sweep-every", type=float, default=60.0)
+    dev.add_argument("--max-pollers", type=int, default=2,
+                     help="concurrent poller invocations (the reserved concurrency)")
+    dev.add_argument("--no-kick", action="store_true",
+                     help="don't wake a poller after an enqueue; rely on the schedule alone")
+
+    commands.add_parser("bench", help="benchmarks: jobworker bench SCENARIO --help",
+                        add_help=False)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"]:
+        return _bench(argparse.Namespace(), argv[1:])
+    args = parser().parse_args(argv)
+    try:
+        if args.command == "migrate":
+            return _migrate(args)
+        if args.command == "invoke":
+            return _invoke(args)
+        return _dev(args)
+    except Exception as exc:
+        from jobworker.aws.settings import ConfigError
+
+        if isinstance(exc, ConfigError):
+            print(f"jobworker: {exc}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,184 @@
+"""Job kinds: a registry from a job's ``kind`` to the function that does its work.
+
+A handler receives a :class:`JobContext` and returns a :class:`JobOutcome` (or ``None``). It
+must return, or raise, by ``ctx.deadline``; long work calls ``ctx.checkpoint()`` now and then,
+which raises when the job was cancelled, its lease was lost, or its deadline passed.
+
+Built in: ``generate_routes`` (the default kind), ``simulate`` (sleeps, like the seed's
+placeholder) and ``noop``. More kinds come from modules named in ``JOBWORKER_PLUGINS``
+(comma-separated); each is imported once and registers its kinds with :func:`job_kind`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from pydantic import BaseModel
+
+from jobworker.queue.errors import (
+    DeadlineExceeded,
+    JobCancelled,
+    LeaseLostDuringWork,
+    PermanentJobError,
+)
+
+if TYPE_CHECKING:  # SQLAlchemy loads on first use, not on import
+    from sqlalchemy.engine import Connection
+
+CHECK_EVERY_SECONDS = 0.05  # how often ctx.wait() looks at the signals and the deadline
+
+PersistHook = Callable[["Connection"], "UUID | None"]
+
+
+@dataclass(slots=True)
+class JobSignals:
+    """Flags the heartbeat thread sets for a job it holds. Plain booleans (set by one thread,
+    read by another; each write is atomic): a batch of a thousand jobs needs a thousand of
+    these, and the work polls them at its checkpoints anyway."""
+
+    cancel_requested: bool = False
+    lease_lost: bool = False
+
+
+JOB_LOGGER = logging.getLogger("jobworker.job")
+
+
+class JobContext:
+    """What a handler gets: the job, its deadline, and ways to notice it must stop.
+
+    ``payload`` is decoded on first use (pass ``payload`` or its JSON text, ``payload_json``):
+    a kind that never reads it never pays for it.
+    """
+
+    __slots__ = ("_payload", "_payload_json", "attempt", "deadline", "job_id", "kind", "logger",
+                 "max_attempts", "signals")
+
+    def __init__(self, *, job_id: UUID, kind: str, attempt: int, max_attempts: int,
+                 deadline: float, payload: dict[str, Any] | None = None,
+                 payload_json: str | None = None, signals: JobSignals | None = None,
+                 logger: logging.Logger | logging.LoggerAdapter[Any] = JOB_LOGGER) -> None:
+        self.job_id = job_id
+        self.kind = kind
+        self._payload = payload
+        self._payload_json = payload_json
+        self.attempt = attempt
+        self.max_attempts = max_attempts
+        self.deadline = deadline  # time.monotonic() value by which the work must be done
+        self.signals = signals if signals is not None else JobSignals()
+        self.logger = logger
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        if self._payload is None:
+            self._payload = json.loads(self._payload_json) if self._payload_json else {}
+        return self._payload
+
+    def time_left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def check_signals(self) -> None:
+        """Raise if the job was cancelled or its lease lost (for work that keeps its own time)."""
+        if self.signals.lease_lost:
+            raise LeaseLostDuringWork(f"job {self.job_id}: lease lost while running")
+        if self.signals.cancel_requested:
+            raise JobCancelled(f"job {self.job_id}: cancelled on request")
+
+    def checkpoint(self) -> None:
+        """Raise if the work must stop now: cancelled, lease lost, or out of time."""
+        self.check_signals()
+        if self.time_left() <= 0:
+            raise DeadlineExceeded(f"job {self.job_id}: deadline reached before the work ended")
+
+    def wait(self, seconds: float) -> None:
+        """Sleep ``seconds``, waking early to honour cancellation, a lost lease or the deadline."""
+        end = time.monotonic() + seconds
+        while (remaining := end - time.monotonic()) > 0:
+            self.checkpoint()
+            time.sleep(max(0.0, min(remaining, self.time_left(), CHECK_EVERY_SECONDS)))
+
+
+@dataclass
+class JobOutcome:
+    """What a finished job leaves behind.
+
+    ``result`` is stored in ``jobs.result``. ``persist`` runs inside the transaction that
+    completes the job, after the lease check, so its writes commit only if this worker still
+    owns the job; it may return a ``route_group_id`` to link from the job.
+    """
+
+    result: Any = None
+    persist: PersistHook | None = None
+
+
+JobHandler = Callable[[JobContext], JobOutcome | None]
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    """A registered kind: its work, and the pydantic model its payload must satisfy (if any)."""
+
+    handler: JobHandler
+    payload_model: type[BaseModel] | None = None
+
+
+# Imported by name, not statically: the registry sits below the kinds that register with it.
+BUILTIN_KIND_MODULES = ("jobworker.kinds.builtin", "jobworker.routes.job")
+
+_registry: dict[str, KindSpec] = {}
+_plugins_loaded = False
+_plugins_lock = threading.Lock()
+
+
+def job_kind(name: str, payload_model: type[BaseModel] | None = None
+             ) -> Callable[[JobHandler], JobHandler]:
+    """Decorator: register ``handler`` as the work of jobs of kind ``name``.
+
+    With ``payload_model``, the API refuses (422) a job whose payload does not validate.
+    """
+
+    def register(handler: JobHandler) -> JobHandler:
+        _registry[name] = KindSpec(handler, payload_model)
+        return handler
+
+    return register
+
+
+def kind_spec(kind: str) -> KindSpec:
+    """The registered kind; an unknown kind can never succeed, so it fails permanently."""
+    load_plugins()
+    try:
+        return _registry[kind]
+    except KeyError:
+        known = ", ".join(sorted(_registry))
+        raise PermanentJobError(f"unknown job kind {kind!r} (known: {known})") from None
+
+
+def handler_for(kind: str) -> JobHandler:
+    return kind_spec(kind).handler
+
+
+def known_kinds() -> list[str]:
+    load_plugins()
+    return sorted(_registry)
+
+
+def load_plugins(environ: Mapping[str, str] = os.environ) -> None:
+    global _plugins_loaded
+    with _plugins_lock:
+        if _plugins_loaded:
+            return
+        for module in BUILTIN_KIND_MODULES:
+            importlib.import_module(module)
+        plugins = environ.get("JOBWORKER_PLUGINS", "").split(",")
+        for module in filter(None, (name.strip() for name in plugins)):
+            importlib.import_module(module)
+        _plugins_loaded = True

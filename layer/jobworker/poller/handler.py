@@ -1,0 +1,71 @@
+"""Poller Lambda: started by the schedule (and by the API's kick), it claims and runs jobs
+until its time is nearly up, then returns a summary of what it did."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from jobworker.aws.observability import (
+    MAX_VALUES_PER_METRIC,
+    record_database_unavailable,
+    spread,
+    traced,
+)
+from jobworker.aws.runtime import get_engine, get_settings
+from jobworker.poller.loop import Budget, PollerOptions, PollSummary, run_poller
+
+logger = Logger()
+metrics = Metrics()
+copy_config_to_registered_loggers(source_logger=logger, include={"jobworker"})
+
+
+@metrics.log_metrics
+@traced
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    summary = poll(context.get_remaining_time_in_millis, context.aws_request_id)
+    record_poll(metrics, summary)
+    return summary.to_dict()
+
+
+def poll(remaining_ms: Callable[[], int], invocation_id: str) -> PollSummary:
+    """One poller invocation, ending ``safety_margin_seconds`` (at most 10% of the time
+    available) before the Lambda's own limit; ``remaining_ms`` is the context's clock."""
+    config = get_settings()
+    margin = min(config.safety_margin_seconds, remaining_ms() / 1000 * 0.1)
+    options = PollerOptions(
+        owner=f"poller:{invocation_id}",
+        batch_size=config.batch_size,
+        lease_seconds=config.lease_seconds,
+        poll_interval=config.poll_interval,
+        job_timeout_seconds=config.job_timeout_minutes * 60,
+        backoff_base_seconds=config.backoff_base_seconds,
+        backoff_cap_seconds=config.backoff_cap_seconds,
+        idle_exit_seconds=config.poller_idle_exit_seconds,
+    )
+    budget = Budget(lambda: remaining_ms() / 1000 - margin)
+    return run_poller(get_engine(), options, budget)
+
+
+def record_poll(metrics: Metrics, summary: PollSummary) -> None:
+    counts = {
+        "JobsClaimed": summary.claimed,
+        "JobsCompleted": summary.completed,
+        "JobsFailed": summary.failed,
+        "JobsRetried": summary.retried,
+        "JobsCancelled": summary.cancelled,
+        "JobsReleased": summary.released,
+        "LeasesLost": summary.lost,
+    }
+    for name, value in counts.items():
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    for seconds in spread(summary.job_seconds, MAX_VALUES_PER_METRIC):
+        metrics.add_metric(name="JobDurationSeconds", unit=MetricUnit.Seconds, value=seconds)
+    if summary.error:
+        record_database_unavailable(metrics)

@@ -1,0 +1,45 @@
+"""The queue core: the ``jobs`` table, its states, and every read and fenced write of it.
+
+Knows nothing of HTTP, AWS or route generation. ``jobs.py`` has one function per operation,
+``queries.sql`` (loaded by ``sql.py``) all of their SQL, ``errors.py`` the typed refusals,
+``schema.py`` and ``migrations/`` the table itself. The operations are re-exported here, so
+``from jobworker import queue; queue.claim_batch(...)`` reads as what it does.
+"""
+
+from jobworker.queue.jobs import (
+    DEFAULT_KIND,
+    ClaimedJob,
+    Completion,
+    Job,
+    NewJob,
+    QueueStats,
+    Recovered,
+    cancel_job,
+    cancel_running_job,
+    claim_batch,
+    complete_job,
+    complete_jobs,
+    create_job,
+    create_jobs,
+    enqueue_job,
+    extend_leases,
+    fail_job,
+    fail_timed_out,
+    get_job,
+    list_jobs,
+    prune_finished,
+    queue_stats,
+    queued_summary,
+    recover_orphans,
+    release_jobs,
+    result_json,
+    retry_job,
+)
+
+__all__ = [
+    "DEFAULT_KIND", "ClaimedJob", "Completion", "Job", "NewJob", "QueueStats", "Recovered",
+    "cancel_job", "cancel_running_job", "claim_batch", "complete_job", "complete_jobs",
+    "create_job", "create_jobs", "enqueue_job", "extend_leases", "fail_job", "fail_timed_out",
+    "get_job", "list_jobs", "prune_finished", "queue_stats", "queued_summary",
+    "recover_orphans", "release_jobs", "result_json", "retry_job",
+]

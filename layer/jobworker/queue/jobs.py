@@ -1,0 +1,494 @@
+"""Queue operations: every read and state change of ``jobs``, one function each.
+
+The SQL lives in ``sql/queries.sql``; this module binds parameters and turns "no row matched"
+into the typed error that says why. Functions take a SQLAlchemy ``Connection`` and run inside
+the caller's transaction, so a caller can combine several (create + enqueue, complete + save
+results) atomically. ``now`` is optional everywhere: ``None`` means the database clock.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
+from uuid import UUID
+
+from jobworker.queue.errors import IdempotencyConflict, IllegalTransition, JobNotFound, LeaseLost
+from jobworker.queue.progress import Progress
+from jobworker.queue.sql import binary_statement, query
+from jobworker.queue.storable import dotted, inspect_json
+
+if TYPE_CHECKING:  # SQLAlchemy loads on first use, not on import
+    from sqlalchemy.engine import Connection, Row
+
+DEFAULT_KIND = "generate_routes"
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    job_id: UUID
+    kind: str
+    progress: Progress
+    payload: dict[str, Any]
+    result: Any
+    error: str | None
+    priority: int
+    run_at: datetime
+    attempts: int
+    max_attempts: int
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+    cancel_requested: bool
+    idempotency_key: str | None
+    request_hash: str | None
+    attempt_history: list[dict[str, Any]]
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    updated_at: datetime
+    route_group_id: UUID | None
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> Job:
+        values = row._asdict()
+        values["progress"] = Progress(values["progress"])
+        return cls(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """What a caller asks for; everything else gets the table's defaults."""
+
+    kind: str = DEFAULT_KIND
+    payload: Mapping[str, Any] = field(default_factory=dict)
+    priority: int = 0
+    max_attempts: int = 3
+    run_at: datetime | None = None
+    idempotency_key: str | None = None
+    request_hash: str | None = None
+
+
+class ClaimedJob(NamedTuple):
+    """A job this worker now holds a lease on; ``attempt`` is the fencing token.
+
+    A tuple straight from the claim's rows (a batch can be a thousand jobs); the payload
+    stays JSON text until someone reads ``payload`` (decoded anew on each read; the worker
+    hands handlers a ``JobContext``, which decodes it once).
+    """
+
+    job_id: UUID
+    kind: str
+    payload_json: str
+    attempt: int
+    max_attempts: int
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        value: dict[str, Any] = json.loads(self.payload_json)
+        return value
+
+
+class Completion(NamedTuple):
+    job_id: UUID
+    attempt: int
+    result: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    counts: dict[Progress, int]
+    oldest_queued_age_seconds: float | None
+
+    @property
+    def queue_depth(self) -> int:
+        return self.counts[Progress.QUEUED]
+
+
+@dataclass(frozen=True, slots=True)
+class Recovered:
+    requeued: list[UUID]
+    failed: list[UUID]
+
+
+# --- creating and enqueueing (the API side) -----------------------------------------------
+
+
+def create_job(
+    conn: Connection, new: NewJob, *, enqueue: bool = False, now: datetime | None = None
+) -> tuple[Job, bool]:
+    """Insert one job, PENDING or (``enqueue``) QUEUED; returns ``(job, created)``.
+
+    With an idempotency key already used by the same request, returns the existing job and
+    ``created=False``; used by a different request, raises IdempotencyConflict.
+    """
+    row = conn.execute(
+        query("job_create"),
+        {
+            "kind": new.kind,
+            "progress": (Progress.QUEUED if enqueue else Progress.PENDING).value,
+            "payload": json.dumps(new.payload),
+            "priority": new.priority,
+            "run_at": new.run_at,
+            "max_attempts": new.max_attempts,
+            "idempotency_key": new.idempotency_key,
+            "request_hash": new.request_hash,
+            "now": now,
+        },
+    ).one_or_none()
+    if row is not None:
+        return Job.from_row(row), True
+    assert new.idempotency_key is not None  # only a key conflict makes the insert a no-op
+    existing = Job.from_row(
+        conn.execute(
+            query("job_get_by_idempotency_key"), {"idempotency_key": new.idempotency_key}
+        ).one()
+    )
+    if existing.request_hash != new.request_hash:
+        raise IdempotencyConflict(new.idempotency_key, existing.job_id)
+    return existing, False
+
+
+def create_jobs(
+    conn: Connection,
+    jobs: Sequence[NewJob],
+    *,
+    enqueue: bool = True,
+    max_attempts: int = 3,
+    now: datetime | None = None,
+) -> list[UUID]:
+    """Bulk insert in one statement (no idempotency keys); returns the new ids in input order."""
+    if not jobs:
+        return []
+    rows = conn.execute(
+        query("job_create_many"),
+        {
+            "kinds": [job.kind for job in jobs],
+            "payloads": [json.dumps(job.payload) for job in jobs],
+            "priorities": [job.priority for job in jobs],
+            "progress": (Progress.QUEUED if enqueue else Progress.PENDING).value,
+            "max_attempts": max_attempts,
+            "now": now,
+        },
+    ).all()
+    return [row.job_id for row in rows]
+
+
+def enqueue_job(conn: Connection, job_id: UUID, *, now: datetime | None = None) -> Job:
+    """PENDING -> QUEUED."""
+    row = conn.execute(query("job_enqueue"), {"job_id": job_id, "now": now}).one_or_none()
+    if row is None:
+        _refuse(conn, job_id, "enqueue", {Progress.PENDING})
+    return Job.from_row(row)
+
+
+def cancel_job(conn: Connection, job_id: UUID, *, now: datetime | None = None) -> Job:
+    """PENDING/QUEUED -> CANCELLED at once; RUNNING -> cancellation requested."""
+    row = conn.execute(query("job_cancel_or_request"), {"job_id": job_id, "now": now}).one_or_none()
+    if row is None:
+        _refuse(conn, job_id, "cancel", {Progress.PENDING, Progress.QUEUED, Progress.RUNNING})
+    return Job.from_row(row)
+
+
+def retry_job(conn: Connection, job_id: UUID, *, now: datetime | None = None) -> Job:
+    """FAILED/CANCELLED -> QUEUED with its attempts reset."""
+    row = conn.execute(query("job_retry"), {"job_id": job_id, "now": now}).one_or_none()
+    if row is None:
+        _refuse(conn, job_id, "retry", {Progress.FAILED, Progress.CANCELLED})
+    return Job.from_row(row)
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+def get_job(conn: Connection, job_id: UUID) -> Job:
+    row = conn.execute(query("job_get"), {"job_id": job_id}).one_or_none()
+    if row is None:
+        raise JobNotFound(job_id)
+    return Job.from_row(row)
+
+
+def list_jobs(
+    conn: Connection,
+    *,
+    progress: Progress | None = None,
+    kind: str | None = None,
+    limit: int = 50,
+    before: tuple[datetime, UUID] | None = None,
+) -> list[Job]:
+    """Newest first. ``before`` is the (created_at, job_id) of the last job of the previous page."""
+    rows = conn.execute(
+        query("job_list"),
+        {
+            "progress": progress.value if progress else None,
+            "kind": kind,
+            "limit": limit,
+            "before_created_at": before[0] if before else None,
+            "before_job_id": before[1] if before else None,
+        },
+    ).all()
+    return [Job.from_row(row) for row in rows]
+
+
+def queue_stats(conn: Connection, *, now: datetime | None = None) -> QueueStats:
+    counts = dict.fromkeys(Progress, 0)
+    for row in conn.execute(query("job_count_by_progress")):
+        counts[Progress(row.progress)] = row.jobs
+    return QueueStats(counts=counts,
+                      oldest_queued_age_seconds=queued_summary(conn, now=now)[1])
+
+
+def queued_summary(conn: Connection, *, now: datetime | None = None) -> tuple[int, float | None]:
+    """(jobs QUEUED, seconds since the oldest one became runnable): cheap at any table size."""
+    row = conn.execute(query("job_queued_summary"), {"now": now}).one()
+    return row.depth, row.oldest_age_seconds
+
+
+# --- the worker side: claim, heartbeat, finish --------------------------------------------
+
+
+def result_json(result: Any) -> str | None:
+    """A job's result as JSON text ``jsonb`` accepts; ValueError says why it cannot be stored
+    (NaN or Infinity, a NUL character, or a value JSON has no form for)."""
+    if result is None:
+        return None
+    try:
+        encoded = json.dumps(result, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"the result cannot be stored as JSON: {exc}") from None
+    if "\\u0000" in encoded:  # cheap test first: an escaped backslash can read the same
+        _, found = inspect_json(result)
+        if found is not None:
+            path, message, _ = found
+            raise ValueError(f"the result cannot be stored as JSON: {dotted('result', path)} "
+                             f"{message}")
+    return encoded
+
+
+
+def claim_batch(
+    conn: Connection,
+    *,
+    owner: str,
+    limit: int,
+    lease_seconds: float,
+    now: datetime | None = None,
+) -> list[ClaimedJob]:
+    """Lease up to ``limit`` runnable jobs (QUEUED, run_at reached), in claim order."""
+    rows = _binary_rows(
+        conn,
+        "job_claim_batch",
+        {"owner": owner, "limit": limit, "lease_seconds": lease_seconds, "now": now},
+    )
+    rows.sort(key=_CLAIM_ORDER)
+    return [ClaimedJob(*row[:5]) for row in rows]
+
+
+_CLAIM_ORDER = itemgetter(5, 6)  # priority, run_at: RETURNING keeps no order
+
+
+def _binary_rows(conn: Connection, name: str, params: Mapping[str, Any]) -> list[Any]:
+    """Run a statement that moves a whole batch on the psycopg connection under ``conn`` (same
+    transaction), parameters and rows in binary: no text quoting per array element, no
+    SQLAlchemy row per job. Rows come back as plain tuples; errors as SQLAlchemy's."""
+    import psycopg
+    from sqlalchemy.exc import DBAPIError
+
+    if not conn.in_transaction():
+        conn.begin()  # as conn.execute would: the caller commits, or the close rolls back
+    driver = conn.connection.driver_connection
+    if driver is None:
+        raise RuntimeError("the connection has no open psycopg connection")
+    statement = binary_statement(name)
+    try:
+        with driver.cursor(binary=True) as cursor:
+            cursor.execute(statement, params)
+            rows: list[Any] = cursor.fetchall()
+    except psycopg.Error as exc:
+        raise DBAPIError.instance(statement, dict(params), exc, psycopg.Error,
+                                  dialect=conn.dialect) from exc
+    return rows
+
+
+def extend_leases(
+    conn: Connection,
+    *,
+    owner: str,
+    held: Iterable[tuple[UUID, int]],
+    lease_seconds: float,
+    now: datetime | None = None,
+) -> dict[UUID, bool]:
+    """Heartbeat. Returns {job_id: cancel_requested} for the jobs still owned; absent = lost."""
+    ids, attempts = _unzip(held)
+    if not ids:
+        return {}
+    rows = conn.execute(
+        query("job_extend_leases"),
+        {
+            "owner": owner,
+            "job_ids": ids,
+            "attempts": attempts,
+            "lease_seconds": lease_seconds,
+            "now": now,
+        },
+    ).all()
+    return {row.job_id: row.cancel_requested for row in rows}
+
+
+def complete_job(
+    conn: Connection,
+    *,
+    owner: str,
+    job_id: UUID,
+    attempt: int,
+    result: Any = None,
+    route_group_id: UUID | None = None,
+    now: datetime | None = None,
+) -> None:
+    """RUNNING -> COMPLETED, only while ``owner`` still holds ``attempt``; else LeaseLost."""
+    row = conn.execute(
+        query("job_complete_if_owned"),
+        {
+            "owner": owner,
+            "job_id": job_id,
+            "attempt": attempt,
+            "result": result_json(result),
+            "route_group_id": route_group_id,
+            "now": now,
+        },
+    ).one_or_none()
+    if row is None:
+        raise LeaseLost(job_id, owner, attempt)
+
+
+def complete_jobs(
+    conn: Connection, *, owner: str, done: Sequence[Completion], now: datetime | None = None
+) -> set[UUID]:
+    """Batch completion with the same fence per job; returns the ids it could not complete
+    because their lease was lost (normally none)."""
+    if not done:
+        return set()
+    results = [result_json(item.result) for item in done]
+    rows = _binary_rows(
+        conn,
+        "job_complete_many_if_owned",
+        {
+            "owner": owner,
+            "job_ids": [item.job_id for item in done],
+            "attempts": [item.attempt for item in done],
+            "results": results,
+            "now": now,
+        },
+    )
+    return {row[0] for row in rows}
+
+
+def fail_job(
+    conn: Connection,
+    *,
+    owner: str,
+    job_id: UUID,
+    attempt: int,
+    error: str,
+    permanent: bool,
+    backoff_base_seconds: float = 5.0,
+    backoff_cap_seconds: float = 300.0,
+    now: datetime | None = None,
+) -> Progress:
+    """End a failed attempt: QUEUED again with backoff while attempts remain and the error is
+    not permanent, else FAILED. Returns the new progress; LeaseLost if no longer owned."""
+    row = conn.execute(
+        query("job_fail_if_owned"),
+        {
+            "owner": owner,
+            "job_id": job_id,
+            "attempt": attempt,
+            "error": error,
+            "permanent": permanent,
+            "backoff_base_seconds": backoff_base_seconds,
+            "backoff_cap_seconds": backoff_cap_seconds,
+            "now": now,
+        },
+    ).one_or_none()
+    if row is None:
+        raise LeaseLost(job_id, owner, attempt)
+    return Progress(row.progress)
+
+
+def cancel_running_job(
+    conn: Connection, *, owner: str, job_id: UUID, attempt: int, now: datetime | None = None
+) -> None:
+    """The owner stops a job whose cancellation was requested: RUNNING -> CANCELLED."""
+    row = conn.execute(
+        query("job_cancel_if_owned"),
+        {"owner": owner, "job_id": job_id, "attempt": attempt, "now": now},
+    ).one_or_none()
+    if row is None:
+        raise LeaseLost(job_id, owner, attempt)
+
+
+def release_jobs(conn: Connection, *, owner: str, held: Iterable[tuple[UUID, int]]) -> set[UUID]:
+    """RUNNING -> QUEUED for claimed jobs this worker will not start; the attempt is given back."""
+    ids, attempts = _unzip(held)
+    if not ids:
+        return set()
+    rows = conn.execute(
+        query("job_release_many_if_owned"),
+        {"owner": owner, "job_ids": ids, "attempts": attempts},
+    ).all()
+    return {row.job_id for row in rows}
+
+
+# --- maintenance (the sweeper) ------------------------------------------------------------
+
+
+def recover_orphans(conn: Connection, *, now: datetime | None = None) -> Recovered:
+    """RUNNING jobs with an expired lease -> QUEUED, or FAILED when no attempt is left."""
+    rows = conn.execute(query("job_recover_orphans"), {"now": now}).all()
+    return Recovered(
+        requeued=[row.job_id for row in rows if row.progress == Progress.QUEUED],
+        failed=[row.job_id for row in rows if row.progress == Progress.FAILED],
+    )
+
+
+def fail_timed_out(
+    conn: Connection, *, timeout_minutes: int, now: datetime | None = None
+) -> list[UUID]:
+    """RUNNING longer than ``timeout_minutes`` -> FAILED, with the error saying so."""
+    rows = conn.execute(
+        query("job_fail_timed_out"), {"timeout_minutes": timeout_minutes, "now": now}
+    ).all()
+    return [row.job_id for row in rows]
+
+
+def prune_finished(
+    conn: Connection, *, retention_days: int, limit: int = 10_000, now: datetime | None = None
+) -> int:
+    """Delete up to ``limit`` terminal jobs that finished more than ``retention_days`` ago."""
+    rows = conn.execute(
+        query("job_prune_finished"),
+        {"retention_days": retention_days, "limit": limit, "now": now},
+    ).all()
+    return len(rows)
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def _refuse(conn: Connection, job_id: UUID, action: str, allowed_from: set[Progress]) -> NoReturn:
+    """Explain why a guarded update matched nothing: the job is missing or in the wrong state."""
+    current = conn.execute(query("job_progress"), {"job_id": job_id}).scalar_one_or_none()
+    if current is None:
+        raise JobNotFound(job_id)
+    raise IllegalTransition(job_id, Progress(current), action, allowed_from)
+
+
+def _unzip(pairs: Iterable[tuple[UUID, int]]) -> tuple[list[UUID], list[int]]:
+    ids: list[UUID] = []
+    attempts: list[int] = []
+    for job_id, attempt in pairs:
+        ids.append(job_id)
+        attempts.append(attempt)
+    return ids, attempts
