@@ -8,6 +8,7 @@ import json
 import socket
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import ThreadingHTTPServer
 from typing import Any
 
@@ -18,20 +19,28 @@ from jobworker.dev.server import ApiRequestHandler, without_password
 BODY_LIMIT = 4096
 
 
-@pytest.fixture
-def dev_server(app_env: None) -> Iterator[tuple[str, int]]:
+@contextmanager
+def serving_api(**settings: Any) -> Iterator[tuple[str, int]]:
+    """The API handler behind ``jobworker dev``'s request handler, on a free local port."""
     from jobworker.dev.local import load_handler
 
     handler = type("TestHandler", (ApiRequestHandler,), {
-        "api": staticmethod(load_handler("api")), "timeout": 0.5,
-        "max_body_bytes": BODY_LIMIT})
+        "api": staticmethod(load_handler("api")), **settings})
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     httpd.daemon_threads = True
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
-    yield "127.0.0.1", httpd.server_address[1]
-    httpd.shutdown()
-    httpd.server_close()
+    try:
+        yield "127.0.0.1", httpd.server_address[1]
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.fixture
+def dev_server(app_env: None) -> Iterator[tuple[str, int]]:
+    with serving_api(timeout=0.5, max_body_bytes=BODY_LIMIT) as address:
+        yield address
 
 
 def request(server: tuple[str, int], method: str, path: str, body: bytes | None = None,
