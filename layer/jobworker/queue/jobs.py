@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
@@ -56,6 +56,14 @@ class Job:
         values = row._asdict()
         values["progress"] = Progress(values["progress"])
         return cls(**values)
+
+
+def job_select_list() -> str:
+    """``Job``'s fields as SQL columns (``{job_columns}`` in queries.sql); the enum is read as
+    text, which ``from_row`` turns back into a ``Progress``."""
+    return ", ".join(
+        f"{f.name}::text AS {f.name}" if f.type == "Progress" else f.name for f in fields(Job)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,10 +164,14 @@ def create_jobs(
     jobs: Sequence[NewJob],
     *,
     enqueue: bool = True,
-    max_attempts: int = 3,
+    max_attempts: int | None = None,
     now: datetime | None = None,
 ) -> list[UUID]:
-    """Bulk insert in one statement (no idempotency keys); returns the new ids in input order."""
+    """Bulk insert in one statement (no idempotency keys); returns the new ids in input order.
+
+    Each job keeps its own priority, ``run_at`` and ``max_attempts``; ``max_attempts`` here,
+    when given, overrides the latter for the whole batch.
+    """
     if not jobs:
         return []
     rows = conn.execute(
@@ -168,8 +180,9 @@ def create_jobs(
             "kinds": [job.kind for job in jobs],
             "payloads": [json.dumps(job.payload) for job in jobs],
             "priorities": [job.priority for job in jobs],
+            "run_ats": [job.run_at for job in jobs],
+            "max_attempts": [max_attempts or job.max_attempts for job in jobs],
             "progress": (Progress.QUEUED if enqueue else Progress.PENDING).value,
-            "max_attempts": max_attempts,
             "now": now,
         },
     ).all()
