@@ -8,6 +8,7 @@ the request says ``null``) and the result says so. Every phase checks the deadli
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from jobworker.routes.models import (
     Point,
     VehicleType,
 )
+from jobworker.routes.plan import RoutePlan
 from jobworker.routes.solver import (
     METRES_PER_KM,
     ROUTE_HORIZON_SECONDS,
@@ -189,3 +191,35 @@ def problem_from_request(request: GenerateRoutesRequest, *, deadline: float | No
         max_runtime_seconds=request.settings.max_runtime_seconds, seed=request.settings.seed,
         travel=info, unavailable=unavailable,
     )
+
+
+def attach_geometry(plan: RoutePlan, request: GenerateRoutesRequest) -> RoutePlan:
+    """Road polylines for the map from the provider that gave the travel times, if it has them.
+
+    Best effort: a provider that fails here leaves straight lines (the plan is already made).
+    """
+    name = plan.travel.get("provider") or request.travel.provider
+    if name in ("haversine", "matrix") or not plan.routes:
+        return plan
+    places, _ = _places(request)
+    try:
+        provider = provider_for(name, _options(request, name, places))
+    except TravelError:
+        return plan
+    profile_of = {vehicle.id: vehicle.profile for vehicle in request.fleet()}
+    routes = []
+    for route in plan.routes:
+        points = [(s.lat, s.lon) for s in route.stops]
+        if route.start is not None:
+            points.insert(0, (route.start.lat, route.start.lon))
+        if route.end is not None:
+            points.append((route.end.lat, route.end.lon))
+        try:
+            legs = provider.leg_geometry(points, profile_of.get(route.vehicle_type, "car"))
+        except TravelError:
+            legs = None
+        if legs:
+            line = [[lon, lat] for leg in legs for lat, lon in leg]
+            route = dataclasses.replace(route, geometry=line)
+        routes.append(route)
+    return dataclasses.replace(plan, routes=routes)

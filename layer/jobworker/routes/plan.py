@@ -75,6 +75,13 @@ class PlannedRoute:
     delivery: list[int] = field(default_factory=list)
     pickup: list[int] = field(default_factory=list)
     cost: float = 0.0
+    geometry: list[list[float]] | None = None  # road polyline [[lon, lat], ...]; None: straight
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able, without the geometry (that is for the map: GeoJSON)."""
+        data = asdict(self)
+        data.pop("geometry")
+        return data
 
 
 @dataclass(frozen=True)
@@ -156,7 +163,7 @@ class RoutePlan:
         """JSON-able: routes, unassigned stops and solver facts plus the derived totals."""
         return {
             **self.totals(),
-            "routes": [asdict(route) for route in self.routes],
+            "routes": [route.to_dict() for route in self.routes],
             "unassigned": [asdict(stop) for stop in self.unassigned],
             "travel": dict(self.travel),
             "depots": list(self.depots),
