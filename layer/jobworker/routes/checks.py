@@ -14,7 +14,13 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from jobworker.routes.models import GenerateRoutesRequest, Location, Point, VehicleType
+    from jobworker.routes.models import (
+        GenerateRoutesRequest,
+        Location,
+        Point,
+        TimeWindow,
+        VehicleType,
+    )
 
 EARTH_RADIUS_KM = 6371.0088
 _SLACK_MINUTES = 1e-6  # float noise only; the job repeats the check on its integer matrices
@@ -224,7 +230,7 @@ def _alone(i: int, location: Location, vehicle: VehicleType, home: str,
     shift_early = vehicle.shift.earliest if vehicle.shift else 0.0
     shift_late = vehicle.shift.latest if vehicle.shift else math.inf
     arrive = shift_early + out_minutes
-    windows = location.windows or [None]
+    windows: list[TimeWindow | None] = list(location.windows) or [None]
     reachable = False
     for window in windows:
         begin = arrive if window is None else max(arrive, window.earliest)
