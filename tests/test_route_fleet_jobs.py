@@ -7,6 +7,7 @@ answer goes through the independent checker (tests/routing/checker.py).
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -89,7 +90,8 @@ def test_fleet_job__plan_passes_the_checker_and_is_read_from_the_tables(
                if route["vehicle_type"] == "bike") or not any(
         route["vehicle_type"] == "bike" for route in answer["routes"])
     cheap = [u for u in answer["unassigned"] if u["location_id"] == "cheap"]
-    assert cheap and cheap[0]["code"] == "penalty"
+    assert cheap
+    assert cheap[0]["code"] == "penalty"
     assert answer["travel"]["provider"] == "haversine"
     assert answer["travel"]["profiles"] == ["bike", "car"]
     assert answer["total_cost"] == pytest.approx(sum(r["cost"] for r in answer["routes"]),
@@ -151,7 +153,7 @@ class _SlowRoads:
     def leg_geometry(self, points: Sequence[tuple[float, float]],
                      profile: str) -> list[list[tuple[float, float]]] | None:
         return [[a, ((a[0] + b[0]) / 2 + 0.001, (a[1] + b[1]) / 2), b]
-                for a, b in zip(points, points[1:], strict=False)]
+                for a, b in itertools.pairwise(points)]
 
 
 @pytest.fixture
