@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     )
 
 EARTH_RADIUS_KM = 6371.0088
+HORIZON_MINUTES = 7 * 1440  # as in models; every route ends by twice this (the solver too)
 _SLACK_MINUTES = 1e-6  # float noise only; the job repeats the check on its integer matrices
 # A travel function: (vehicle type, from, to) -> (minutes, km). Places are endpoints
 # (a depot id or a Point) or stops (their index in the request's locations).
@@ -228,7 +229,7 @@ def _alone(i: int, location: Location, vehicle: VehicleType, home: str,
     out_minutes, out_km = travel(vehicle, start, i)
     back_minutes, back_km = travel(vehicle, i, vehicle.end) if vehicle.end is not None else (0, 0)
     shift_early = vehicle.shift.earliest if vehicle.shift else 0.0
-    shift_late = vehicle.shift.latest if vehicle.shift else math.inf
+    shift_late = vehicle.shift.latest if vehicle.shift else 2.0 * HORIZON_MINUTES
     arrive = shift_early + out_minutes
     windows: list[TimeWindow | None] = list(location.windows) or [None]
     reachable = False
