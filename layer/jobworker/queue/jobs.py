@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import datetime
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
@@ -18,52 +18,14 @@ from uuid import UUID
 
 from jobworker.queue.errors import IdempotencyConflict, IllegalTransition, JobNotFound, LeaseLost
 from jobworker.queue.progress import Progress
+from jobworker.queue.rows import Job
 from jobworker.queue.sql import binary_statement, query
 from jobworker.queue.storable import dotted, inspect_json
 
 if TYPE_CHECKING:  # SQLAlchemy loads on first use, not on import
-    from sqlalchemy.engine import Connection, Row
+    from sqlalchemy.engine import Connection
 
 DEFAULT_KIND = "generate_routes"
-
-
-@dataclass(frozen=True, slots=True)
-class Job:
-    job_id: UUID
-    kind: str
-    progress: Progress
-    payload: dict[str, Any]
-    result: Any
-    error: str | None
-    priority: int
-    run_at: datetime
-    attempts: int
-    max_attempts: int
-    lease_owner: str | None
-    lease_expires_at: datetime | None
-    cancel_requested: bool
-    idempotency_key: str | None
-    request_hash: str | None
-    attempt_history: list[dict[str, Any]]
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    updated_at: datetime
-    route_group_id: UUID | None
-
-    @classmethod
-    def from_row(cls, row: Row[Any]) -> Job:
-        values = row._asdict()
-        values["progress"] = Progress(values["progress"])
-        return cls(**values)
-
-
-def job_select_list() -> str:
-    """``Job``'s fields as SQL columns (``{job_columns}`` in queries.sql); the enum is read as
-    text, which ``from_row`` turns back into a ``Progress``."""
-    return ", ".join(
-        f"{f.name}::text AS {f.name}" if f.type == "Progress" else f.name for f in fields(Job)
-    )
 
 
 @dataclass(frozen=True, slots=True)

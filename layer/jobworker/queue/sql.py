@@ -31,7 +31,7 @@ def parse_queries(source: str) -> dict[str, str]:
 @cache
 def job_columns() -> str:
     """The select list of a whole job: the fields of ``Job``, in its order (its only copy)."""
-    from jobworker.queue.jobs import job_select_list  # jobs.py imports this module
+    from jobworker.queue.rows import job_select_list
 
     return job_select_list()
 
