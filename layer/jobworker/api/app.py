@@ -56,6 +56,10 @@ def _job_response(job: JobView, status: int) -> Response[str]:
 def generate_routes(body: GenerateRoutesRequest,
                     idempotency_key: IdempotencyKey = None) -> Response[str]:
     """Create a route-generation job and queue it (the seed's call). 200 on an idempotent replay."""
+    too_big = service.route_memory_problem(body)
+    if too_big:
+        return http.error_response(422, "too_large_for_poller", too_big,
+                                   [{"field": "location_group.locations", "message": too_big}])
     job, created = service.submit_job(
         kind="generate_routes", payload=body.model_dump(mode="json", exclude_unset=True),
         enqueue=True, idempotency_key=idempotency_key,
