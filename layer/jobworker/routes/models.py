@@ -21,7 +21,15 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 MINUTES_PER_DAY = 1440
 HORIZON_MINUTES = 7 * MINUTES_PER_DAY
@@ -342,6 +350,7 @@ class RoutingSettings(BaseModel):
     vehicles: Annotated[int, Field(ge=1, le=MAX_VEHICLES)] | list[VehicleType] = Field(
         description="A number of identical vehicles (with vehicle_capacity), or vehicle types")
     vehicle_capacity: int | None = Field(default=None, ge=1, le=MAX_QUANTITY,
+                                         validate_default=True,
                                          description="Load one vehicle carries (numeric vehicles)")
     max_route_minutes: float | None = Field(
         default=None, gt=0, le=HORIZON_MINUTES,
@@ -354,15 +363,22 @@ class RoutingSettings(BaseModel):
                              description="Fix the solver's random seed for repeatable plans")
     travel: TravelSettings | None = None
 
+    @field_validator("vehicle_capacity")
+    @classmethod
+    def _capacity_goes_with_numeric_vehicles(cls, value: int | None,
+                                             info: ValidationInfo) -> int | None:
+        vehicles = info.data.get("vehicles")
+        if isinstance(vehicles, int) and value is None:
+            raise ValueError("vehicle_capacity is required when vehicles is a number")
+        if isinstance(vehicles, list) and value is not None:
+            raise ValueError("vehicle_capacity goes with numeric vehicles; give each vehicle "
+                             "type its capacity")
+        return value
+
     @model_validator(mode="after")
     def _fleet_shape(self) -> Self:
         if isinstance(self.vehicles, int):
-            if self.vehicle_capacity is None:
-                raise ValueError("vehicle_capacity is required when vehicles is a number")
             return self
-        if self.vehicle_capacity is not None:
-            raise ValueError("vehicle_capacity goes with numeric vehicles; give each vehicle "
-                             "type its capacity")
         if not 1 <= len(self.vehicles) <= MAX_VEHICLE_TYPES:
             raise ValueError(f"vehicles: 1 to {MAX_VEHICLE_TYPES} vehicle types")
         ids = Counter(vehicle.id for vehicle in self.vehicles)
