@@ -252,7 +252,8 @@ def test_fleet_job__more_than_the_poller_memory_holds__422_before_queueing(
     accepted = api("POST", "/jobs/generate", small)
 
     assert refused.status == 422
-    assert refused.json["error"]["code"] == "too_large_for_poller"
+    assert refused.json["error"]["details"][0]["type"] == "too_large_for_poller"
+    assert refused.json["error"]["details"][0]["field"] == "body.location_group.locations"
     assert "more than the poller's 512 MB" in refused.text
     assert accepted.status == 202
     with engine.connect() as conn:
