@@ -3,8 +3,9 @@
 Skills (a tenth of the stops need a refrigerated vehicle, one in twenty a tail lift), two time
 windows (morning or late afternoon) on a tenth of the stops, one window on a fifth, some
 optional stops with a penalty, pickups, two load dimensions (kg, crates). Used by
-``tests/routing/test_routing_realistic.py``; ``python -m tests.routing.realistic OUT.geojson [SECONDS]``
-solves it and writes the plan's GeoJSON, and OUT.png drawn from it (the picture in the README).
+``tests/routing/test_routing_realistic.py``.
+``python -m tests.routing.realistic OUT.geojson [SECONDS]`` solves it and writes the plan's
+GeoJSON, and OUT.png drawn from it (the picture in the README).
 """
 
 from __future__ import annotations
