@@ -114,9 +114,10 @@ def draw(collection: dict[str, Any], png: str) -> None:
 
 
 def main(argv: list[str]) -> int:
+    from jobworker.routes.build import problem_from_request
     from jobworker.routes.geojson import plan_to_geojson
     from jobworker.routes.models import GenerateRoutesRequest
-    from jobworker.routes.solver import problem_from_request, solve
+    from jobworker.routes.solver import solve
 
     request = GenerateRoutesRequest.model_validate(city_request(runtime=float(argv[1])
                                                                if len(argv) > 1 else 30))

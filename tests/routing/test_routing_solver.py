@@ -12,12 +12,12 @@ from collections.abc import Callable
 import pytest
 from pydantic import ValidationError
 
+from jobworker.routes.build import problem_from_request
 from jobworker.routes.models import GenerateRoutesRequest
 from jobworker.routes.plan import RoutePlan
 from jobworker.routes.solver import (
     InfeasibleProblem,
     RoutingProblem,
-    problem_from_request,
     solve,
 )
 
@@ -230,7 +230,8 @@ def test_import__api_side_modules_stay_light() -> None:
         "import jobworker.routes.models, jobworker.routes.plan, jobworker.routes.geojson\n"
         "assert 'numpy' not in sys.modules and 'pyvrp' not in sys.modules, 'api side'\n"
         "from jobworker.routes.models import GenerateRoutesRequest\n"
-        "from jobworker.routes.solver import problem_from_request, solve\n"
+        "from jobworker.routes.build import problem_from_request\n"
+        "from jobworker.routes.solver import solve\n"
         "request = GenerateRoutesRequest.from_payload({})\n"
         "solve(problem_from_request(request), time_limit_seconds=1)\n"
         "assert 'pyvrp' not in sys.modules, 'an empty problem needs no pyvrp'\n"

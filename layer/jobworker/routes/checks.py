@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
     from jobworker.routes.models import (
@@ -151,8 +151,6 @@ def _required_load_problems(request: GenerateRoutesRequest) -> list[str]:
 
 def api_travel(request: GenerateRoutesRequest) -> Travel | None:
     """Travel the API can know without asking anyone: straight lines, or the request's matrix."""
-    from jobworker.routes.models import Point
-
     group = request.location_group
     depots = {depot.id: depot for depot in group.all_depots}
     if request.travel.provider == "matrix" and request.matrix is not None:
@@ -180,8 +178,7 @@ def api_travel(request: GenerateRoutesRequest) -> Travel | None:
             return group.locations[place]
         if isinstance(place, str):
             return depots[place]
-        assert isinstance(place, Point)
-        return place
+        return cast("Point", place)  # a vehicle's own start or end
 
     def straight(vehicle: VehicleType, a: object, b: object) -> tuple[float, float]:
         p, q = where(a), where(b)

@@ -65,7 +65,6 @@ __all__ = [
     "RoutingProblem",
     "StopSpec",
     "default_stale_iterations",
-    "problem_from_request",
     "scaled",
     "solve",
 ]
@@ -685,12 +684,6 @@ def _why_dropped(problem: RoutingProblem, stop: StopSpec, routes: Sequence[Plann
     return "penalty", (f"dropped: its penalty ({stop.penalty:g}) was lower than the cost of "
                        "serving it")
 
-
-def problem_from_request(request: Any, **kwargs: Any) -> RoutingProblem:
-    """:func:`jobworker.routes.build.problem_from_request` (kept here for existing callers)."""
-    from jobworker.routes.build import problem_from_request as build
-
-    return build(request, **kwargs)
 
 
 def setup_seconds(size: int) -> float:
