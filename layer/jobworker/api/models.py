@@ -252,6 +252,10 @@ class RoutesView(BaseModel):
     depots: list[dict[str, Any]] = Field(default_factory=list)
     solver: SolverInfo
     notes: list[str] = Field(default_factory=list)
+    total_cost: float = 0.0
+    locations_unassigned: int = 0
+    unassigned: list[UnassignedStop] = Field(default_factory=list)
+    travel: dict[str, Any] = Field(default_factory=dict)
 
 
 class Feature(BaseModel):
@@ -263,7 +267,10 @@ class Feature(BaseModel):
 
 
 class FeatureCollection(BaseModel):
-    """The route group as GeoJSON (RFC 7946): the depot, then per route its line and stops."""
+    """The route group as GeoJSON (RFC 7946): depots, per route its line and stops, then the
+    stops left out; the group's totals and travel as ``properties``."""
+
+    model_config = ConfigDict(extra="allow")
 
     type: Literal["FeatureCollection"]
     features: list[Feature]

@@ -65,6 +65,8 @@ class Settings(BaseModel):
     # API.
     max_body_bytes: int = Field(2 * 1024 * 1024, ge=1024, le=6 * 1024 * 1024)
     poller_function_name: str | None = Field(None, description="Poller to kick after an enqueue")
+    poller_memory_mb: int = Field(1769, ge=128, le=10240,
+                                  description="The poller's memory: route jobs larger are refused")
 
     @model_validator(mode="after")
     def _backoff_is_ordered(self) -> Settings:
