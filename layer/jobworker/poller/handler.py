@@ -50,7 +50,7 @@ def poll(remaining_ms: Callable[[], int], invocation_id: str) -> PollSummary:
         idle_exit_seconds=config.poller_idle_exit_seconds,
     )
     budget = Budget(lambda: remaining_ms() / 1000 - margin)
-    return run_poller(get_engine(), options, budget)
+    return run_poller(get_engine("poller"), options, budget)
 
 
 def record_poll(metrics: Metrics, summary: PollSummary) -> None:

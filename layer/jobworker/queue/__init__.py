@@ -28,6 +28,7 @@ from jobworker.queue.jobs import (
     get_job,
     list_jobs,
     prune_finished,
+    prune_route_groups,
     queue_stats,
     queued_summary,
     recover_orphans,
@@ -40,6 +41,6 @@ __all__ = [
     "DEFAULT_KIND", "ClaimedJob", "Completion", "Job", "NewJob", "QueueStats", "Recovered",
     "cancel_job", "cancel_running_job", "claim_batch", "complete_job", "complete_jobs",
     "create_job", "create_jobs", "enqueue_job", "extend_leases", "fail_job", "fail_timed_out",
-    "get_job", "list_jobs", "prune_finished", "queue_stats", "queued_summary",
+    "get_job", "list_jobs", "prune_finished", "prune_route_groups", "queue_stats", "queued_summary",
     "recover_orphans", "release_jobs", "result_json", "retry_job",
 ]

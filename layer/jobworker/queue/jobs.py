@@ -466,10 +466,24 @@ def fail_timed_out(
 def prune_finished(
     conn: Connection, *, retention_days: int, limit: int = 10_000, now: datetime | None = None
 ) -> int:
-    """Delete up to ``limit`` terminal jobs that finished more than ``retention_days`` ago."""
+    """Delete up to ``limit`` terminal jobs that finished more than ``retention_days`` ago,
+    oldest first; returns how many went (fewer than ``limit``: nothing is left to prune)."""
     rows = conn.execute(
         query("job_prune_finished"),
         {"retention_days": retention_days, "limit": limit, "now": now},
+    ).all()
+    return len(rows)
+
+
+def prune_route_groups(
+    conn: Connection, *, route_retention_days: int, limit: int = 1000,
+    now: datetime | None = None,
+) -> int:
+    """Delete up to ``limit`` route groups (with their routes and stops) made more than
+    ``route_retention_days`` ago whose job has been pruned; returns how many went."""
+    rows = conn.execute(
+        query("route_group_prune"),
+        {"route_retention_days": route_retention_days, "limit": limit, "now": now},
     ).all()
     return len(rows)
 

@@ -240,15 +240,23 @@ SELECT {job_columns}
 SELECT progress::text AS progress FROM jobs WHERE job_id = :job_id;
 
 -- name: job_prune_finished
--- Deletes a bounded slice of terminal jobs older than the retention period. Route groups the
--- jobs produced are kept (jobs reference them, not the other way round).
+-- One bounded batch of the terminal jobs that finished before the retention period, oldest
+-- first along jobs_finished_idx, so every batch costs the same however many are left: the
+-- sweeper repeats it until a batch comes back short or its time is up. SKIP LOCKED passes a
+-- row someone is changing (a retry in flight), and the outer condition checks the row again as
+-- it is deleted, so a job queued again after the inner SELECT read it is never deleted. Route
+-- groups the jobs produced are kept (jobs reference them): route_group_prune has their rule.
 DELETE FROM jobs
- WHERE job_id IN (
-     SELECT job_id
-       FROM jobs
-      WHERE finished_at < COALESCE(CAST(:now AS timestamptz), now())
-                          - make_interval(days => :retention_days)
-      LIMIT :limit)
+ WHERE job_id = ANY(ARRAY(
+           SELECT job_id
+             FROM jobs
+            WHERE finished_at < COALESCE(CAST(:now AS timestamptz), now())
+                                - make_interval(days => :retention_days)
+            ORDER BY finished_at
+            LIMIT :limit
+              FOR UPDATE SKIP LOCKED))
+   AND finished_at < COALESCE(CAST(:now AS timestamptz), now())
+                     - make_interval(days => :retention_days)
 RETURNING job_id;
 
 -- name: job_queued_summary
@@ -325,6 +333,21 @@ INSERT INTO route_groups (job_id, depot_lat, depot_lon, total_distance_km,
                           total_duration_minutes, vehicles_used, locations_served, solver, notes)
 VALUES (:job_id, :depot_lat, :depot_lon, :total_distance_km, :total_duration_minutes,
         :vehicles_used, :locations_served, CAST(:solver AS jsonb), CAST(:notes AS jsonb))
+RETURNING route_group_id;
+
+-- name: route_group_prune
+-- One bounded batch of route groups older than their own retention whose job is gone (pruned):
+-- a group is kept as long as its job is, and ROUTE_RETENTION_DAYS after it was made. Their
+-- routes and stops go with them (ON DELETE CASCADE).
+DELETE FROM route_groups
+ WHERE route_group_id = ANY(ARRAY(
+           SELECT g.route_group_id
+             FROM route_groups AS g
+            WHERE g.created_at < COALESCE(CAST(:now AS timestamptz), now())
+                                 - make_interval(days => :route_retention_days)
+              AND NOT EXISTS (SELECT FROM jobs WHERE jobs.job_id = g.job_id)
+            LIMIT :limit
+              FOR UPDATE SKIP LOCKED))
 RETURNING route_group_id;
 
 -- name: route_insert_many
