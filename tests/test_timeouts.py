@@ -64,12 +64,12 @@ def test_connections_ask_for_tcp_keepalives(app_env: None) -> None:
 
 @pytest.fixture
 def row_locked(engine: Engine, database_url: str) -> Iterator[Any]:
-    """A job RUNNING for owner "w" (attempt 1) whose row another session holds locked."""
+    """A job RUNNING for owner "w" (lease token 1) whose row another session holds locked."""
     with engine.begin() as conn:
         (job_id,) = queue.create_jobs(conn, [NewJob(kind="noop")])
         conn.execute(text(
             "UPDATE jobs SET progress = 'RUNNING', attempts = 1, lease_owner = 'w', "
-            "started_at = now(), lease_expires_at = now() + interval '1 minute' "
+            "lease_token = 1, started_at = now(), lease_expires_at = now() + interval '1 minute' "
             "WHERE job_id = :id"), {"id": job_id})
     with psycopg.connect(database_url) as holder:
         holder.execute("SELECT 1 FROM jobs WHERE job_id = %s FOR UPDATE", [job_id])

@@ -7,9 +7,14 @@ Knows nothing of HTTP, AWS or route generation. ``jobs.py`` has one function per
 """
 
 from jobworker.queue.jobs import (
+    DEFAULT_BACKOFF_BASE_SECONDS,
+    DEFAULT_BACKOFF_CAP_SECONDS,
     DEFAULT_KIND,
+    DEFAULT_MAX_ATTEMPTS,
     ClaimedJob,
     Completion,
+    Flushed,
+    Held,
     Job,
     NewJob,
     QueueStats,
@@ -17,6 +22,7 @@ from jobworker.queue.jobs import (
     cancel_job,
     cancel_running_job,
     claim_batch,
+    complete_and_start,
     complete_job,
     complete_jobs,
     create_job,
@@ -35,12 +41,16 @@ from jobworker.queue.jobs import (
     release_jobs,
     result_json,
     retry_job,
+    start_jobs,
 )
 
 __all__ = [
-    "DEFAULT_KIND", "ClaimedJob", "Completion", "Job", "NewJob", "QueueStats", "Recovered",
-    "cancel_job", "cancel_running_job", "claim_batch", "complete_job", "complete_jobs",
+    "DEFAULT_BACKOFF_BASE_SECONDS", "DEFAULT_BACKOFF_CAP_SECONDS", "DEFAULT_KIND",
+    "DEFAULT_MAX_ATTEMPTS", "ClaimedJob", "Completion", "Flushed", "Held", "Job", "NewJob",
+    "QueueStats", "Recovered", "cancel_job", "cancel_running_job", "claim_batch",
+    "complete_and_start", "complete_job", "complete_jobs",
     "create_job", "create_jobs", "enqueue_job", "extend_leases", "fail_job", "fail_timed_out",
-    "get_job", "list_jobs", "prune_finished", "prune_route_groups", "queue_stats", "queued_summary",
-    "recover_orphans", "release_jobs", "result_json", "retry_job",
+    "get_job", "list_jobs", "prune_finished", "prune_route_groups", "queue_stats",
+    "queued_summary", "recover_orphans", "release_jobs", "result_json", "retry_job",
+    "start_jobs",
 ]
