@@ -442,8 +442,9 @@ RETURNING route_group_id;
 
 -- name: route_group_prune
 -- One bounded batch of route groups older than their own retention whose job is gone (pruned):
--- a group is kept as long as its job is, and ROUTE_RETENTION_DAYS after it was made. Their
--- routes and stops go with them (ON DELETE CASCADE).
+-- a group is kept as long as its job is, and ROUTE_RETENTION_DAYS after it was made. Oldest
+-- first along route_groups_created_idx; their routes and stops go with them (ON DELETE
+-- CASCADE), and jobs_route_group_idx spares each one a scan of jobs for ON DELETE SET NULL.
 DELETE FROM route_groups
  WHERE route_group_id = ANY(ARRAY(
            SELECT g.route_group_id
@@ -451,6 +452,7 @@ DELETE FROM route_groups
             WHERE g.created_at < COALESCE(CAST(:now AS timestamptz), now())
                                  - make_interval(days => :route_retention_days)
               AND NOT EXISTS (SELECT FROM jobs WHERE jobs.job_id = g.job_id)
+            ORDER BY g.created_at
             LIMIT :limit
               FOR UPDATE SKIP LOCKED))
 RETURNING route_group_id;
