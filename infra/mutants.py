@@ -31,14 +31,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 QUERIES = ROOT / "layer" / "jobworker" / "queue" / "queries.sql"
 
-# The tests that stand guard over the queue's SQL, quickest first: a mutant is usually killed
-# by the deterministic tests of the queue in seconds; the state machine runs only for those
-# that survive them.
-TESTS = [
-    "tests/test_queue.py",
-    "tests/test_sweeper.py",
-    "tests/test_state_machine.py::test_queue_state_machine__invariants_hold_for_random_histories",
-]
+# The tests that stand guard over the queue's SQL, quickest to fail first: the fence table
+# (tests/test_fences.py) and the queue's own tests. The Hypothesis state machine is left out:
+# it is slower, and every mutant here has a deterministic test that kills it.
+FENCE_TESTS = ("tests/test_fences.py", "tests/test_queue.py")
+CLAIM_TESTS = ("tests/test_queue.py", "tests/test_fences.py")
+RECOVERY_TESTS = (
+    "tests/test_fences.py::test_recover_orphans__takes_only_expired_leases_started_or_not",
+    "tests/test_queue.py", "tests/test_sweeper.py",
+)
 # A mutant that makes a statement wait (no SKIP LOCKED) fails on a lock timeout, never hangs.
 PGOPTIONS = "-c lock_timeout=5s -c statement_timeout=60s"
 PER_TEST_TIMEOUT_SECONDS = 120
@@ -52,6 +53,7 @@ class Mutation:
     statement: str
     pattern: str
     replacement: str = ""
+    tests: tuple[str, ...] = FENCE_TESTS
 
     def apply(self, source: str) -> str:
         start, end = statement_span(source, self.statement)
@@ -76,36 +78,49 @@ def statement_span(source: str, name: str) -> tuple[int, int]:
     return heading.start(), following.start() if following else len(source)
 
 
-# The single-job statements that end a RUNNING job name the job and the fence on their own
-# lines; the batch ones keep the fence in one parenthesised condition (see job_extend_leases).
-# A fence condition on progress alone is not mutated: a lease (owner) exists iff RUNNING (a
-# CHECK), so the owner check already implies it and the mutant could not be told apart.
+# The single-job statements that end a RUNNING job's attempt name the job and each fence
+# condition on its own line; the batch ones keep owner and token in one parenthesised condition
+# (see job_extend_leases). A fence condition on progress alone is not mutated: a lease (owner)
+# exists iff RUNNING (a CHECK), so the owner check implies it and no test could tell them apart.
 SINGLE_FENCED = ["job_cancel_if_owned", "job_complete_if_owned", "job_fail_if_owned"]
-BATCH_FENCED = {
-    "job_complete_many_if_owned": "done",
-    "job_extend_leases": "held",
-    "job_release_many_if_owned": "held",
-}
+# Batch statements: (name, the alias of the rows it was sent, a short name for the table).
+BATCH_FENCED = [
+    ("job_complete_many_if_owned", "done", "complete_many"),
+    ("job_complete_many_if_owned", "starting", "start_many"),
+    ("job_extend_leases", "held", "extend_leases"),
+    ("job_release_many_if_owned", "held", "release_many"),
+]
 
 
 def mutations() -> list[Mutation]:
+    expiry = r"\n\s*AND lease_expires_at < COALESCE\(CAST\(:now AS timestamptz\), now\(\)\)"
     found = [
-        Mutation("claim-skip-locked", "job_claim_batch", r"(FOR UPDATE) SKIP LOCKED", r"\1"),
-        Mutation("recover-lease-expiry", "job_recover_orphans",
-                 r"\n\s*AND lease_expires_at < COALESCE\(CAST\(:now AS timestamptz\), now\(\)\)"),
+        Mutation("claim-skip-locked", "job_claim_batch", r"(FOR UPDATE) SKIP LOCKED", r"\1",
+                 tests=CLAIM_TESTS),
+        Mutation("recover-lease-expiry", "job_recover_orphans", expiry, tests=RECOVERY_TESTS),
+        Mutation("recover_unstarted-lease-expiry", "job_recover_unstarted_orphans", expiry,
+                 tests=RECOVERY_TESTS),
     ]
     for statement in SINGLE_FENCED:
         short = statement.removeprefix("job_").removesuffix("_if_owned")
         found += [
             Mutation(f"{short}-owner", statement, r"\n\s*AND lease_owner = :owner"),
-            Mutation(f"{short}-attempt", statement, r"\n\s*AND attempts = :attempt"),
+            Mutation(f"{short}-token", statement, r"\n\s*AND lease_token = :token"),
+            Mutation(f"{short}-started", statement, r"\n\s*AND attempt_started\b.*"),
         ]
-    for statement, rows in BATCH_FENCED.items():
-        short = statement.removeprefix("job_").removesuffix("_if_owned")
+    for statement, rows, short in BATCH_FENCED:
         found += [
-            Mutation(f"{short}-owner", statement, r" AND j\.lease_owner = :owner"),
-            Mutation(f"{short}-attempt", statement, rf" AND j\.attempts = {rows}\.attempt"),
+            Mutation(f"{short}-owner", statement,
+                     rf"(j\.progress = 'RUNNING') AND j\.lease_owner = :owner"
+                     rf"( AND j\.lease_token = {rows}\.token)", r"\1\2"),
+            Mutation(f"{short}-token", statement, rf" AND j\.lease_token = {rows}\.token"),
         ]
+    found += [
+        Mutation("complete_many-started", "job_complete_many_if_owned",
+                 r"\n\s*AND j\.attempt_started\)", ")"),
+        Mutation("start_many-not-started", "job_complete_many_if_owned",
+                 r"\n\s*AND NOT j\.attempt_started"),
+    ]
     return found
 
 
@@ -118,12 +133,12 @@ class Outcome:
     output: str
 
 
-def run_tests(copy: Path, server_url: str) -> tuple[bool, str, str]:
-    """Run the guard tests on ``copy``; (killed, the first failing test, pytest's output)."""
+def run_tests(copy: Path, server_url: str, tests: tuple[str, ...]) -> tuple[bool, str, str]:
+    """Run ``tests`` on ``copy``; (killed, the first failing test, pytest's output)."""
     env = {**os.environ, "JOBWORKER_MUTANT_SQL": str(copy), "TEST_DATABASE_URL": server_url,
            "PGOPTIONS": PGOPTIONS}
     command = [sys.executable, "-m", "pytest", "-x", "-q", "-rfE", "-p", "no:cacheprovider",
-               "-p", "tests.mutant_sql", f"--timeout={PER_TEST_TIMEOUT_SECONDS}", *TESTS]
+               "-p", "tests.mutant_sql", f"--timeout={PER_TEST_TIMEOUT_SECONDS}", *tests]
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
                           check=False)
     output = done.stdout + done.stderr
@@ -154,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
         for mutation in chosen:
             print(f"{mutation.name:28} {mutation.statement:28} drops /{mutation.pattern}/")
         return 0
-    missing = [test for test in TESTS if not (ROOT / test.split("::")[0]).exists()]
+    missing = sorted({test for mutation in chosen for test in mutation.tests
+                      if not (ROOT / test.split("::")[0]).exists()})
     if missing:  # pytest would fail on them, and every mutant would look killed
         print(f"missing test files: {missing}", file=sys.stderr)
         return 2
@@ -179,7 +195,7 @@ def run_all(chosen: list[Mutation], mutated: dict[str, str], *,
             copy = Path(folder) / f"{mutation.name}.sql"
             copy.write_text(mutated[mutation.name], encoding="utf-8")
             started = time.monotonic()
-            killed, killer, output = run_tests(copy, server.url)
+            killed, killer, output = run_tests(copy, server.url, mutation.tests)
             outcome = Outcome(mutation, killed, killer, time.monotonic() - started, output)
             outcomes.append(outcome)
             print(f"{mutation.name}: {'killed by ' + killer if killed else 'SURVIVED'} "
