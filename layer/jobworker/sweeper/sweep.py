@@ -108,17 +108,23 @@ def prune(engine: Engine, summary: SweepSummary, retention: Retention, *,
           now: datetime | None, deadline: float, clock: Callable[[], float]) -> None:
     """Jobs first, then the route groups whose jobs are gone, batch after batch in time."""
 
+    jobs_after: list[datetime | None] = [None]  # where the next batch starts
+    groups_after: list[datetime | None] = [None]
+
     def jobs_batch(conn: Connection) -> bool:
-        pruned = queue.prune_finished(conn, retention_days=retention.jobs_days,
-                                      limit=PRUNE_BATCH, now=now)
-        summary.pruned += pruned
-        return pruned == PRUNE_BATCH  # a full batch: more may be left
+        pruned = queue.prune_finished_batch(conn, retention_days=retention.jobs_days,
+                                            limit=PRUNE_BATCH, after=jobs_after[0], now=now)
+        summary.pruned += pruned.deleted
+        jobs_after[0] = pruned.resume_after
+        return pruned.deleted == PRUNE_BATCH  # a full batch: more may be left
 
     def route_groups_batch(conn: Connection) -> bool:
         pruned = queue.prune_route_groups(conn, route_retention_days=retention.route_groups_days,
-                                          limit=ROUTE_GROUP_PRUNE_BATCH, now=now)
-        summary.pruned_route_groups += pruned
-        return pruned == ROUTE_GROUP_PRUNE_BATCH
+                                          limit=ROUTE_GROUP_PRUNE_BATCH,
+                                          after=groups_after[0], now=now)
+        summary.pruned_route_groups += pruned.deleted
+        groups_after[0] = pruned.resume_after
+        return pruned.deleted == ROUTE_GROUP_PRUNE_BATCH
 
     for batch in (jobs_batch, route_groups_batch):
         if not _repeat_in_time(engine, batch, summary, deadline=deadline, clock=clock):
