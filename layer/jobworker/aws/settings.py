@@ -27,6 +27,7 @@ from jobworker.queue import (
     DEFAULT_MAX_ATTEMPTS,
 )
 from jobworker.queue.errors import JobworkerError
+from jobworker.queue.problems import field_problems
 
 # The poller holds one connection for its work and its heartbeat thread another: with one,
 # the heartbeat waits for the work's connection and leases expire under a healthy worker.
@@ -108,6 +109,8 @@ class Settings(BaseModel):
     # API.
     max_body_bytes: int = Field(2 * 1024 * 1024, ge=1024, le=6 * 1024 * 1024)
     poller_function_name: str | None = Field(None, description="Poller to kick after an enqueue")
+    poller_memory_mb: int = Field(1769, ge=128, le=10240,
+                                  description="The poller's memory: route jobs larger are refused")
 
     @field_validator("db_pool_size")
     @classmethod
@@ -136,11 +139,9 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         return Settings.model_validate(values)
     except ValidationError as exc:
         problems = []
-        for error in exc.errors():
-            name = "_".join(str(part) for part in error["loc"]).upper() or "settings"
-            got = error.get("input")
-            shown = "" if isinstance(got, dict) else f" (got {got!r})"
-            problems.append(f"{name}: {error['msg']}{shown}")
+        for problem in field_problems(exc.errors(), separator="_"):
+            shown = "" if isinstance(problem.input, dict) else f" (got {problem.input!r})"
+            problems.append(f"{problem.field.upper() or 'settings'}: {problem.message}{shown}")
         raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
 
 

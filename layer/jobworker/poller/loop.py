@@ -7,11 +7,12 @@ hands unstarted jobs back, and returns a summary of what it did. Time comes from
 clock (real time in Lambda, a fake one in tests); recording is in ``outcomes.py``.
 
 A job's attempt is counted when it starts. Starts are marked in chunks, folded into
-statements the poller sends anyway: the claim marks the first jobs of its batch, and each
-flush of completions marks the next ones, as many as are expected to run within
-``START_CHUNK_SECONDS`` (one, while durations are unknown). The trade-off: a worker killed
-mid-batch costs an attempt to the jobs it had marked (the one running and, for fast jobs,
-those due within that time), never to the rest of its batch.
+statements the poller sends anyway: the claim marks the first job of its batch, and each
+flush of completions marks the next ones, as many jobs of known kinds as are expected to run
+within ``START_CHUNK_SECONDS`` (only the next one when its kind is new). A batch of fast jobs
+costs one statement more than counting at claim (the flush after the first job), not one
+per job. The trade-off: a worker killed mid-batch costs an attempt to the jobs it had marked
+(the one running and, for fast jobs, those due within that time), never to the rest.
 """
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ log = logging.getLogger("jobworker.worker")
 NO_OUTCOME = JobOutcome()  # what a handler that returns None leaves behind
 COMPLETION_FLUSH_SECONDS = 0.5  # buffered completions are written at least this often
 START_CHUNK_SECONDS = COMPLETION_FLUSH_SECONDS  # jobs marked started at once: this much work
+# The claim marks only the first job started: it cannot see kinds, and a batch of fast jobs
+# with one slow job in front would have them all marked while the slow one runs.
+CLAIM_STARTS = 1
 FIRST_IDLE_WAIT_SECONDS = 0.1  # after work; then 0.2, 0.4, ... up to poll_interval
 
 
@@ -74,12 +78,11 @@ class Poller:
             ledger = Ledger(conn, opts, self.summary)
             while self.budget.left() > max(opts.min_start_seconds, self.estimate.typical()):
                 limit = self.estimate.claim_limit(self.budget.left(), opts.batch_size)
-                start = self._start_count(limit)
-                log.debug("Worker loop", extra={"poll": self.summary.polls + 1, "limit": limit,
-                                                "start": start})
+                log.debug("Worker loop", extra={"poll": self.summary.polls + 1, "limit": limit})
                 with conn.begin():
                     jobs = queue.claim_batch(conn, owner=opts.owner, limit=limit,
-                                             lease_seconds=opts.lease_seconds, start=start)
+                                             lease_seconds=opts.lease_seconds,
+                                             start=CLAIM_STARTS)
                 self.summary.polls += 1
                 self.summary.claimed += len(jobs)
                 if jobs:
@@ -89,14 +92,6 @@ class Poller:
                 if not jobs and not self._idle_wait():
                     break
         return self.summary
-
-    def _start_count(self, limit: int) -> int:
-        """How many jobs the claim marks started: those expected to run within
-        START_CHUNK_SECONDS (at least the first; only it while no duration is known)."""
-        typical = self.estimate.typical()
-        if self.estimate.overall is None or typical >= START_CHUNK_SECONDS:
-            return 1
-        return max(1, min(limit, int(START_CHUNK_SECONDS / max(typical, 1e-6))))
 
     def _idle_wait(self) -> bool:
         """Wait before the next poll, if there is time for one after the wait (and, with

@@ -15,7 +15,6 @@ from jobworker.queue.jobs import (
     Completion,
     Flushed,
     Held,
-    Job,
     NewJob,
     Pruned,
     QueueStats,
@@ -45,6 +44,7 @@ from jobworker.queue.jobs import (
     retry_job,
     start_jobs,
 )
+from jobworker.queue.rows import Job
 
 __all__ = [
     "DEFAULT_BACKOFF_BASE_SECONDS", "DEFAULT_BACKOFF_CAP_SECONDS", "DEFAULT_KIND",
