@@ -7,14 +7,14 @@ the whole ``jobs`` table (about 190 groups/s beside 100k jobs, and a statement t
 completion of every other job write nothing more. The sweeper finds expired groups oldest
 first along ``route_groups_created_idx``, whatever share of the table is younger.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0008
+Revises: 0006
 """
 
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0008"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
