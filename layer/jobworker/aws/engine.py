@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import create_engine
-from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import URL, Engine, ExceptionContext, make_url
+
+from jobworker.queue.errors import UNAVAILABLE_SQLSTATES
 
 
 def sqlalchemy_url(url: str | URL) -> URL:
@@ -39,7 +41,7 @@ def make_engine(url: str | URL, *, disable_prepared_statements: bool = False,
     connect_args: dict[str, Any] = {"connect_timeout": 5}
     if disable_prepared_statements:
         connect_args["prepare_threshold"] = None
-    return create_engine(
+    engine = create_engine(
         sqlalchemy_url(url),
         pool_size=pool_size,
         max_overflow=max_overflow,
@@ -48,3 +50,23 @@ def make_engine(url: str | URL, *, disable_prepared_statements: bool = False,
         connect_args=connect_args,
         **engine_args,
     )
+    drop_stale_connections(engine)
+    return engine
+
+
+def connection_is_stale(exc: BaseException | None) -> bool:
+    """True when the error says the connection it came on should not be used again: its
+    server turned read-only (only a new connection reaches the new writer after a
+    failover) or is ending the session."""
+    return getattr(exc, "sqlstate", None) in UNAVAILABLE_SQLSTATES
+
+
+def drop_stale_connections(engine: Engine) -> None:
+    """Treat stale-connection errors as disconnects: SQLAlchemy then closes the connection
+    and every other one pooled before it (``pool_pre_ping`` cannot see a read-only server:
+    its ping succeeds), and the error reports ``connection_invalidated``."""
+
+    @event.listens_for(engine, "handle_error")
+    def _drop_if_stale(context: ExceptionContext) -> None:
+        if connection_is_stale(context.original_exception):
+            context.is_disconnect = True

@@ -49,6 +49,13 @@ def get_engine() -> Engine:
     return engine
 
 
+def drop_connections() -> None:
+    """Close the pooled connections (after the database was unavailable: a pooled connection
+    may sit on a server that a failover made read-only); the next use opens new ones."""
+    if get_engine.cache_info().currsize:
+        get_engine().dispose()
+
+
 def reset() -> None:
     """Forget settings and engine (tests change the environment between cases)."""
     from jobworker.aws.settings import settings as cached_settings
