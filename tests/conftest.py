@@ -25,6 +25,7 @@ from sqlalchemy.engine import Engine, make_url
 
 from jobworker.aws.engine import libpq_url, make_engine
 from jobworker.dev.localdb import LocalPostgres, throwaway_postgres
+from jobworker.queue.roles import RUNTIME_GRANTS
 from jobworker.queue.schema import migrate
 from tests.pgbouncer import PgBouncer, pgbouncer_binary
 
@@ -66,7 +67,7 @@ def pooler(request: pytest.FixtureRequest, pg_server: LocalPostgres) -> Iterator
         pytest.exit("--pooler=pgbouncer: pgbouncer is not installed (apt-get install pgbouncer)",
                     returncode=4)
     run_as = pg_server.handle.system_user if pg_server.handle is not None else "postgres"
-    with PgBouncer(pg_server.url, run_as=run_as) as bouncer:
+    with PgBouncer(pg_server.url, run_as=run_as, users=tuple(RUNTIME_GRANTS)) as bouncer:
         yield bouncer
 
 
