@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Engine, ExceptionContext, make_url
 
+from jobworker.aws.settings import ConfigError
 from jobworker.queue.errors import UNAVAILABLE_SQLSTATES
+
+# The layer ships the CA bundle here (see certs/README.md: it is the RDS bundle the user
+# downloads; nothing fetches it at run time).
+PACKAGED_CA_BUNDLE = Path(__file__).parent / "certs" / "rds-ca-bundle.pem"
+VERIFYING_SSLMODES = ("verify-ca", "verify-full")
 
 
 def sqlalchemy_url(url: str | URL) -> URL:
@@ -28,7 +35,8 @@ def libpq_url(url: str | URL) -> str:
 
 
 def make_engine(url: str | URL, *, disable_prepared_statements: bool = False,
-                pool_size: int = 2, max_overflow: int = 0, **engine_args: Any) -> Engine:
+                pool_size: int = 2, max_overflow: int = 0,
+                tls: dict[str, Any] | None = None, **engine_args: Any) -> Engine:
     """Create the process's engine.
 
     A Lambda container handles one event at a time: one connection for the work, reused
@@ -36,9 +44,10 @@ def make_engine(url: str | URL, *, disable_prepared_statements: bool = False,
     first needs it; the API never does). ``pool_pre_ping`` re-opens a
     connection that died while the container was frozen or the database restarted.
     ``disable_prepared_statements`` turns off psycopg's automatic server-side prepares, which
-    RDS Proxy and PgBouncer (transaction mode) cannot share across clients.
+    RDS Proxy and PgBouncer (transaction mode) cannot share across clients. ``tls`` is what
+    ``tls_connect_args`` returned.
     """
-    connect_args: dict[str, Any] = {"connect_timeout": 5}
+    connect_args: dict[str, Any] = {"connect_timeout": 5, **(tls or {})}
     if disable_prepared_statements:
         connect_args["prepare_threshold"] = None
     engine = create_engine(
@@ -70,3 +79,23 @@ def drop_stale_connections(engine: Engine) -> None:
     def _drop_if_stale(context: ExceptionContext) -> None:
         if connection_is_stale(context.original_exception):
             context.is_disconnect = True
+
+
+def tls_connect_args(sslmode: str | None, sslrootcert: str | None) -> dict[str, Any]:
+    """libpq's TLS options for ``sslmode``; a verifying mode needs a CA bundle that exists
+    (``sslrootcert``, or the packaged one), or the process refuses to start: verifying
+    against nothing would fail every connection, and falling back to ``require`` would
+    silently trust any server."""
+    if sslmode is None:
+        return {}
+    if sslmode not in VERIFYING_SSLMODES:
+        return {"sslmode": sslmode}
+    bundle = Path(sslrootcert) if sslrootcert else PACKAGED_CA_BUNDLE
+    if not bundle.is_file() or bundle.stat().st_size == 0:
+        raise ConfigError(
+            f"DB_SSLMODE={sslmode} needs a CA bundle, and {bundle} is missing or empty: set "
+            "DB_SSLROOTCERT, or put the RDS bundle (https://truststore.pki.rds.amazonaws.com/"
+            "global/global-bundle.pem) at jobworker/aws/certs/rds-ca-bundle.pem before "
+            "building the layer"
+        )
+    return {"sslmode": sslmode, "sslrootcert": str(bundle)}

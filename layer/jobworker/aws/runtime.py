@@ -33,7 +33,7 @@ def database_url(config: Settings) -> str | URL:
 
 @lru_cache(maxsize=1)
 def get_engine() -> Engine:
-    from jobworker.aws.engine import make_engine
+    from jobworker.aws.engine import make_engine, tls_connect_args
 
     config = get_settings()
     engine = make_engine(
@@ -41,6 +41,7 @@ def get_engine() -> Engine:
         disable_prepared_statements=config.db_disable_prepared_statements,
         pool_size=config.db_pool_size,
         max_overflow=0,
+        tls=tls_connect_args(config.db_sslmode, config.db_sslrootcert),
     )
     if config.database_url is None and config.db_secret_arn:
         from jobworker.aws.secrets import follow_rotation

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
@@ -60,6 +60,12 @@ class Settings(BaseModel):
     db_pool_size: int = Field(
         2, ge=1, le=50, description="Connections per process: the work, plus the heartbeat"
     )
+    # TLS (libpq's sslmode): the template asks for verify-full; unset leaves the URL's own.
+    db_sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca",
+                        "verify-full"] | None = None
+    db_sslrootcert: str | None = Field(
+        None, description="CA bundle that signs the server's certificate; default: the "
+                          "bundle the layer ships (jobworker/aws/certs/rds-ca-bundle.pem)")
 
     # API.
     max_body_bytes: int = Field(2 * 1024 * 1024, ge=1024, le=6 * 1024 * 1024)
