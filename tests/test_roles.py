@@ -174,3 +174,32 @@ def test_scram_verifier__matches_the_rfc_7677_example() -> None:
     signature = hmac.digest(server_key, auth_message.encode(), hashlib.sha256)
     assert base64.b64encode(signature).decode() == "6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
     assert verifier.startswith("SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$")
+
+
+def test_migration_function__sets_each_role_the_password_of_its_secret(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    import boto3
+    from moto import mock_aws
+
+    from jobworker.aws.migrate_resource import set_runtime_passwords
+    from jobworker.aws.settings import ConfigError
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    with mock_aws():
+        client = boto3.client("secretsmanager")
+        arns = {role: client.create_secret(Name=role, SecretString=json.dumps(
+            {"username": role, "password": f"pw-of-{role}"}))["ARN"] for role in RUNTIME_GRANTS}
+        set_runtime_passwords(engine, arns)
+        with engine.connect() as conn:
+            stored = dict(conn.execute(text(  # type: ignore[arg-type]
+                "SELECT rolname, rolpassword FROM pg_authid WHERE rolname = ANY(:roles)"),
+                {"roles": list(RUNTIME_GRANTS)}).all())
+        assert set(stored) == set(RUNTIME_GRANTS)
+        assert all(value.startswith("SCRAM-SHA-256$4096:") for value in stored.values())
+        with pytest.raises(ConfigError, match="not 'jobworker_poller'"):
+            set_runtime_passwords(engine, {POLLER: arns[API]})
+        with engine.begin() as conn:
+            for role in RUNTIME_GRANTS:
+                conn.execute(text(f'ALTER ROLE "{role}" PASSWORD NULL'))

@@ -28,11 +28,33 @@ MAX_REASON_CHARS = 1000  # CloudFormation accepts a response body of at most 4 K
 
 
 def apply_migrations() -> str | None:
-    """Migrate the configured database; returns the revision it is at afterwards."""
-    from jobworker.aws.runtime import get_engine
+    """Migrate the configured database (which creates the runtime roles) and give each role
+    the password of its function's secret; returns the revision it is at afterwards."""
+    from jobworker.aws.runtime import get_engine, get_settings
     from jobworker.queue.schema import migrate
 
-    return migrate(get_engine())
+    engine = get_engine()
+    revision = migrate(engine)
+    set_runtime_passwords(engine, get_settings().runtime_role_secrets or {})
+    return revision
+
+
+def set_runtime_passwords(engine: Any, role_secrets: dict[str, str]) -> None:
+    """Each runtime role gets the password its secret holds (RUNTIME_ROLE_SECRETS), in one
+    transaction; a secret naming another user is refused."""
+    from jobworker.aws.secrets import read_secret
+    from jobworker.aws.settings import ConfigError
+    from jobworker.queue.roles import set_role_password
+
+    if not role_secrets:
+        return
+    with engine.begin() as conn:
+        for role, secret_arn in role_secrets.items():
+            secret = read_secret(secret_arn)
+            if secret["username"] != role:
+                raise ConfigError(f"RUNTIME_ROLE_SECRETS: secret {secret_arn} is for user "
+                                  f"{secret['username']!r}, not {role!r}")
+            set_role_password(conn, role, secret["password"])
 
 
 class DeadlineExceeded(Exception):

@@ -11,7 +11,15 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    Json,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 
 from jobworker.queue.errors import JobworkerError
 
@@ -66,6 +74,9 @@ class Settings(BaseModel):
     db_sslrootcert: str | None = Field(
         None, description="CA bundle that signs the server's certificate; default: the "
                           "bundle the layer ships (jobworker/aws/certs/rds-ca-bundle.pem)")
+    # Migration function only: {"role": "secret ARN"} of the runtime roles whose passwords
+    # it sets (each function connects with its own secret).
+    runtime_role_secrets: Json[dict[str, str]] | None = None
 
     # API.
     max_body_bytes: int = Field(2 * 1024 * 1024, ge=1024, le=6 * 1024 * 1024)
