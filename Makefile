@@ -22,6 +22,7 @@ test: install lint typecheck pytest pytest-pooler
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/cfn-lint template.yaml
 
 typecheck: install
