@@ -23,7 +23,7 @@ from base64 import b64encode
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-ROUTE_TABLES = ("route_groups", "routes", "route_stops")
+ROUTE_TABLES = ("route_groups", "routes", "route_stops", "route_unassigned")
 
 RUNTIME_GRANTS: dict[str, dict[str, tuple[str, ...]]] = {
     "jobworker_api": {
