@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine, make_url
 from jobworker import queue
 from jobworker.aws import runtime
 from jobworker.aws.engine import libpq_url
+from jobworker.aws.timeouts import Role
 from jobworker.dev.localdb import LocalPostgres
 from jobworker.queue import NewJob
 from tests.conftest import ApiAnswer, LambdaClient
@@ -83,11 +84,11 @@ def read_only(pg_server: LocalPostgres) -> Iterator[ReadOnly]:
 
 
 class Connects:
-    """Counts the connections the handlers' engine opens (a dropped one is replaced)."""
+    """Counts the connections a handler's engine opens (a dropped one is replaced)."""
 
-    def __init__(self) -> None:
+    def __init__(self, role: Role) -> None:
         self.count = 0
-        event.listen(runtime.get_engine(), "connect", self._opened)
+        event.listen(runtime.get_engine(role), "connect", self._opened)
 
     def _opened(self, *_: Any) -> None:
         self.count += 1
@@ -109,7 +110,7 @@ def test_read_only__api_answers_503_for_writes_then_recovers_by_itself(
 ) -> None:
     created = api("POST", "/jobs/batch", {"jobs": [{"kind": "noop"}]})
     assert created.status == 202  # warm
-    connects = Connects()
+    connects = Connects("api")
 
     read_only.begin()
     assert_unavailable(api("POST", "/jobs/batch", {"jobs": [{"kind": "noop"}]}))
@@ -130,7 +131,7 @@ def test_read_only__poller_ends_cleanly_and_starts_over_on_new_connections(
     enqueue_noop(engine)
     assert handlers["poller"](3)["completed"] == 1  # warm: its pool holds live connections
     enqueue_noop(engine)
-    connects = Connects()
+    connects = Connects("poller")
 
     read_only.begin()
     summary = handlers["poller"](3)
@@ -154,7 +155,7 @@ def test_read_only__sweeper_skips_its_pass_then_recovers(
         conn.execute(text(
             "UPDATE jobs SET progress = 'RUNNING', attempts = 1, started_at = now(),"
             " lease_owner = 'gone', lease_expires_at = now() - interval '1 minute'"))
-    connects = Connects()
+    connects = Connects("sweeper")
 
     read_only.begin()
     assert handlers["sweeper"]()["error"].startswith("database unavailable")

@@ -83,8 +83,12 @@ def test_roles__each_function_does_its_work_as_its_own_role(
             " WHERE job_id = :id"), {"id": orphan})
         conn.execute(text("UPDATE jobs SET finished_at = now() - interval '400 days'"
                           " WHERE job_id = :id"), {"id": other["job_id"]})
+        # The route job's plan, long expired, and its job already gone.
+        conn.execute(text("UPDATE route_groups SET created_at = now() - interval '4000 days',"
+                          " job_id = gen_random_uuid()"))
     swept = functions.sweeper()
     assert (swept["error"], swept["recovered"], swept["pruned"]) == (None, 1, 1)
+    assert swept["pruned_route_groups"] == 1
 
 
 REFUSED_TO_ALL = [
@@ -103,8 +107,8 @@ REFUSED_TO_ONE = {
           " total_distance_km, total_duration_minutes, vehicles_used, locations_served,"
           " solver) VALUES (0, 0, 0, 0, 0, 0, '{}')", "DELETE FROM route_groups"],
     POLLER: ["DELETE FROM jobs", "INSERT INTO jobs DEFAULT VALUES", "DELETE FROM route_stops"],
-    SWEEPER: ["INSERT INTO jobs DEFAULT VALUES", "SELECT * FROM route_groups",
-              "DELETE FROM routes"],
+    SWEEPER: ["INSERT INTO jobs DEFAULT VALUES", "SELECT * FROM route_stops",
+              "DELETE FROM routes", "INSERT INTO route_groups DEFAULT VALUES"],
 }
 CASES = [(role, sql) for role in RUNTIME_GRANTS for sql in REFUSED_TO_ALL + REFUSED_TO_ONE[role]]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Engine, ExceptionContext, make_url
@@ -15,6 +15,9 @@ from jobworker.queue.errors import UNAVAILABLE_SQLSTATES
 # downloads; nothing fetches it at run time).
 PACKAGED_CA_BUNDLE = Path(__file__).parent / "certs" / "rds-ca-bundle.pem"
 VERIFYING_SSLMODES = ("verify-ca", "verify-full")
+
+if TYPE_CHECKING:
+    from jobworker.aws.timeouts import SessionTimeouts
 
 
 def sqlalchemy_url(url: str | URL) -> URL:
@@ -36,6 +39,7 @@ def libpq_url(url: str | URL) -> str:
 
 def make_engine(url: str | URL, *, disable_prepared_statements: bool = False,
                 pool_size: int = 2, max_overflow: int = 0,
+                timeouts: SessionTimeouts | None = None,
                 tls: dict[str, Any] | None = None, **engine_args: Any) -> Engine:
     """Create the process's engine.
 
@@ -44,12 +48,15 @@ def make_engine(url: str | URL, *, disable_prepared_statements: bool = False,
     first needs it; the API never does). ``pool_pre_ping`` re-opens a
     connection that died while the container was frozen or the database restarted.
     ``disable_prepared_statements`` turns off psycopg's automatic server-side prepares, which
-    RDS Proxy and PgBouncer (transaction mode) cannot share across clients. ``tls`` is what
-    ``tls_connect_args`` returned.
+    RDS Proxy and PgBouncer (transaction mode) cannot share across clients. ``timeouts``
+    become connection options (statement, lock and idle limits, TCP keepalives). ``tls`` is
+    what ``tls_connect_args`` returned.
     """
     connect_args: dict[str, Any] = {"connect_timeout": 5, **(tls or {})}
     if disable_prepared_statements:
         connect_args["prepare_threshold"] = None
+    if timeouts is not None:
+        connect_args.update(timeouts.connect_args())
     engine = create_engine(
         sqlalchemy_url(url),
         pool_size=pool_size,

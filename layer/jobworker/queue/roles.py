@@ -6,7 +6,7 @@ own nothing, so they cannot run DDL, ``TRUNCATE`` or touch another schema: they 
 
 The API updates jobs as well as inserting and reading them (cancel, retry and enqueue are
 updates). The poller claims and updates jobs and writes route plans. The sweeper updates
-(time-outs, orphans) and deletes (pruning) jobs.
+(time-outs, orphans) and deletes (pruning) jobs, and prunes route groups.
 
 A migration that adds a table adds it to ``RUNTIME_GRANTS``: ``migrate()`` re-applies this
 map after every upgrade (and ``tests/test_roles.py`` fails for a table nobody is granted),
@@ -36,6 +36,9 @@ RUNTIME_GRANTS: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "jobworker_sweeper": {
         "jobs": ("SELECT", "UPDATE", "DELETE"),
+        # Route groups past their retention (their routes and stops go by ON DELETE CASCADE);
+        # UPDATE only because the prune locks its batch FOR UPDATE, which Postgres requires.
+        "route_groups": ("SELECT", "UPDATE", "DELETE"),
     },
 }
 

@@ -7,7 +7,7 @@ upgrade, so tables added by later revisions are covered as soon as the map names
 downgrade takes this database's grants back and drops a role no other database still uses.
 
 Revision ID: 0007
-Revises: 0006
+Revises: 0008
 """
 
 from alembic import op
@@ -15,7 +15,7 @@ from alembic import op
 from jobworker.queue.roles import apply_runtime_grants, drop_runtime_roles
 
 revision = "0007"
-down_revision = "0006"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
