@@ -31,8 +31,13 @@ NOT_SET_IN_AWS = {
     "backoff_cap_seconds": "default retry backoff",
     "safety_margin_seconds": "default margin before the Lambda's limit",
     "db_pool_size": "a Lambda container needs the default (one connection, plus the heartbeat)",
+    **dict.fromkeys((
+        "db_statement_timeout_seconds", "db_api_statement_timeout_seconds",
+        "db_lock_timeout_seconds", "db_idle_in_transaction_timeout_seconds",
+        "db_keepalives_idle_seconds", "migration_lock_timeout_seconds",
+        "migration_statement_timeout_seconds"), "default database limits (jobworker.aws.timeouts)"),
 }
-API_ONLY = {"max_body_bytes", "poller_function_name"}
+API_ONLY = {"max_body_bytes", "poller_function_name", "poller_memory_mb"}
 POWERTOOLS = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
 
 

@@ -142,7 +142,8 @@ class Location(BaseModel):
                     description="Unique within the request")
     lat: float = Field(ge=-90, le=90, description="Latitude in degrees (WGS 84)")
     lon: float = Field(ge=-180, le=180, description="Longitude in degrees (WGS 84)")
-    demand: Quantity = Field(default=1, description="Load delivered here, per dimension")
+    demand: Quantity = Field(default=1, description="Load delivered here, per dimension "
+                                                    "(default 1, or 0 when a pickup is given)")
     pickup: Quantity = Field(default=0, description="Load collected here, per dimension")
     service_minutes: float = Field(default=0, ge=0, le=MINUTES_PER_DAY,
                                    description="Time spent at the location (at most a day)")
@@ -189,7 +190,8 @@ class Location(BaseModel):
             raise ValueError("give time_window or time_windows, not both")
         if self.required and (self.priority is not None or self.penalty is not None):
             raise ValueError("a required stop has no priority or penalty: set required false")
-        if len(_as_list(self.demand)) != len(_as_list(self.pickup)) and self.pickup != 0:
+        if ("demand" in self.model_fields_set and self.pickup != 0
+                and len(_as_list(self.demand)) != len(_as_list(self.pickup))):
             raise ValueError("demand and pickup have different numbers of dimensions")
         return self
 
@@ -214,6 +216,10 @@ class Location(BaseModel):
         return (self.priority or 1) * PENALTY_PER_PRIORITY
 
     def delivery(self, dimensions: int) -> list[int]:
+        """What is delivered here; a stop that states only a pickup delivers nothing."""
+        if "demand" not in self.model_fields_set:
+            first = 0 if "pickup" in self.model_fields_set else 1
+            return [first] + [0] * (dimensions - 1)
         return _padded(self.demand, dimensions)
 
     def collection(self, dimensions: int) -> list[int]:
@@ -349,7 +355,8 @@ class RoutingSettings(BaseModel):
 
     vehicles: Annotated[int, Field(ge=1, le=MAX_VEHICLES)] | list[VehicleType] = Field(
         description="A number of identical vehicles (with vehicle_capacity), or vehicle types")
-    vehicle_capacity: int | None = Field(default=None, ge=1, le=MAX_QUANTITY, validate_default=True,
+    vehicle_capacity: int | None = Field(default=None, ge=1, le=MAX_QUANTITY,
+                                         validate_default=True,
                                          description="Load one vehicle carries (numeric vehicles)")
     max_route_minutes: float | None = Field(
         default=None, gt=0, le=HORIZON_MINUTES,
@@ -366,7 +373,6 @@ class RoutingSettings(BaseModel):
     @classmethod
     def _capacity_goes_with_numeric_vehicles(cls, value: int | None,
                                              info: ValidationInfo) -> int | None:
-        """A field validator, not the model's: the error then names ``vehicle_capacity``."""
         vehicles = info.data.get("vehicles")
         if isinstance(vehicles, int) and value is None:
             raise ValueError("vehicle_capacity is required when vehicles is a number")
