@@ -263,7 +263,10 @@ class Feature(BaseModel):
 
 
 class FeatureCollection(BaseModel):
-    """The route group as GeoJSON (RFC 7946): the depot, then per route its line and stops."""
+    """The route group as GeoJSON (RFC 7946): depots, per route its line and stops, then the
+    stops left out; the group's totals and travel as ``properties``."""
+
+    model_config = ConfigDict(extra="allow")
 
     type: Literal["FeatureCollection"]
     features: list[Feature]
