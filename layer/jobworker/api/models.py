@@ -239,15 +239,19 @@ class RoutesView(BaseModel):
     depot: LatLon
     total_distance_km: float
     total_duration_minutes: float
+    total_cost: float = 0.0
     vehicles_used: int
     locations_served: int
+    locations_unassigned: int = 0
+    stopped_early: bool = False
     routes: list[PlannedRoute]
+    unassigned: list[UnassignedStop] = Field(default_factory=list,
+                                             description="Stops left out, each with its reason")
+    travel: dict[str, Any] = Field(default_factory=dict,
+                                   description="How travel was measured: provider, fallback")
+    depots: list[dict[str, Any]] = Field(default_factory=list)
     solver: SolverInfo
     notes: list[str] = Field(default_factory=list)
-    total_cost: float = 0.0
-    locations_unassigned: int = 0
-    unassigned: list[UnassignedStop] = Field(default_factory=list)
-    travel: dict[str, Any] = Field(default_factory=dict)
 
 
 class Feature(BaseModel):

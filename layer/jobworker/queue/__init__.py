@@ -7,15 +7,22 @@ Knows nothing of HTTP, AWS or route generation. ``jobs.py`` has one function per
 """
 
 from jobworker.queue.jobs import (
+    DEFAULT_BACKOFF_BASE_SECONDS,
+    DEFAULT_BACKOFF_CAP_SECONDS,
     DEFAULT_KIND,
+    DEFAULT_MAX_ATTEMPTS,
     ClaimedJob,
     Completion,
+    Flushed,
+    Held,
     NewJob,
+    Pruned,
     QueueStats,
     Recovered,
     cancel_job,
     cancel_running_job,
     claim_batch,
+    complete_and_start,
     complete_job,
     complete_jobs,
     create_job,
@@ -27,19 +34,26 @@ from jobworker.queue.jobs import (
     get_job,
     list_jobs,
     prune_finished,
+    prune_finished_batch,
+    prune_route_groups,
     queue_stats,
     queued_summary,
     recover_orphans,
     release_jobs,
     result_json,
     retry_job,
+    start_jobs,
 )
 from jobworker.queue.rows import Job
 
 __all__ = [
-    "DEFAULT_KIND", "ClaimedJob", "Completion", "Job", "NewJob", "QueueStats", "Recovered",
-    "cancel_job", "cancel_running_job", "claim_batch", "complete_job", "complete_jobs",
+    "DEFAULT_BACKOFF_BASE_SECONDS", "DEFAULT_BACKOFF_CAP_SECONDS", "DEFAULT_KIND",
+    "DEFAULT_MAX_ATTEMPTS", "ClaimedJob", "Completion", "Flushed", "Held", "Job", "NewJob",
+    "Pruned", "QueueStats", "Recovered", "cancel_job", "cancel_running_job", "claim_batch",
+    "complete_and_start", "complete_job", "complete_jobs",
     "create_job", "create_jobs", "enqueue_job", "extend_leases", "fail_job", "fail_timed_out",
-    "get_job", "list_jobs", "prune_finished", "queue_stats", "queued_summary",
-    "recover_orphans", "release_jobs", "result_json", "retry_job",
+    "get_job", "list_jobs", "prune_finished", "prune_finished_batch", "prune_route_groups",
+    "queue_stats",
+    "queued_summary", "recover_orphans", "release_jobs", "result_json", "retry_job",
+    "start_jobs",
 ]

@@ -373,7 +373,6 @@ class RoutingSettings(BaseModel):
     @classmethod
     def _capacity_goes_with_numeric_vehicles(cls, value: int | None,
                                              info: ValidationInfo) -> int | None:
-        """A field validator, not the model's: the error then names ``vehicle_capacity``."""
         vehicles = info.data.get("vehicles")
         if isinstance(vehicles, int) and value is None:
             raise ValueError("vehicle_capacity is required when vehicles is a number")
