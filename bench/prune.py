@@ -51,7 +51,7 @@ WITH made AS (
     RETURNING route_group_id
 )
 INSERT INTO route_stops
-SELECT route_group_id, 1, s, 'loc' || s, 0, 0, s, 0, s, 1, s, 0.1
+SELECT route_group_id, 1, s, 'loc' || s, 0, 0, 0, 0, 0, 1, s, 0.1
   FROM routed, generate_series(1, :stops) AS s
 """
 

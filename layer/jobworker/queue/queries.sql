@@ -315,12 +315,14 @@ SELECT progress::text AS progress FROM jobs WHERE job_id = :job_id;
 -- time is up, each batch starting where the last one ended (:after, its latest finished_at),
 -- so no batch walks again over the index entries of the rows its predecessors deleted (they
 -- stay in the index until vacuum; starting from the oldest every time made a pass quadratic).
+-- The rows are found again by ctid (the inner SELECT has them locked, so their versions
+-- cannot move): no probe of the primary key, whose random UUIDs cost a page read per row.
 -- SKIP LOCKED passes a row someone is changing (a retry in flight), and the outer condition
 -- checks the row again as it is deleted, so a job queued again after the inner SELECT read it
 -- is never deleted. Route groups the jobs produced are kept: route_group_prune has their rule.
 DELETE FROM jobs
- WHERE job_id = ANY(ARRAY(
-           SELECT job_id
+ WHERE ctid = ANY(ARRAY(
+           SELECT ctid
              FROM jobs
             WHERE finished_at < COALESCE(CAST(:now AS timestamptz), now())
                                 - make_interval(days => :retention_days)
