@@ -136,7 +136,8 @@ CASES = [
     case("vehicles_zero", "POST", GENERATE, 422, "validation_error",
          body=generate_body(vehicles=0), fields=("body.settings.vehicles",)),
     case("capacity_missing", "POST", GENERATE, 422, "validation_error",
-         body=with_settings(vehicles=2), fields=("body.settings.vehicle_capacity",)),
+         # required only with a count of vehicles (not with vehicle types): the settings say so
+         body=with_settings(vehicles=2), fields=("body.settings",), says="vehicle_capacity"),
     case("location_group_missing", "POST", GENERATE, 422, "validation_error",
          body=without("location_group"), fields=("body.location_group",)),
     case("settings_missing", "POST", GENERATE, 422, "validation_error",

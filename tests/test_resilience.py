@@ -24,6 +24,8 @@ from jobworker.queue import NewJob
 from tests.torture_kinds import LEDGER_DDL
 
 ROOT = Path(__file__).resolve().parents[1]
+# The pooler lane runs the torture again, smaller, to keep `make test` within its time.
+TORTURE_JOBS = int(os.environ.get("JOBWORKER_TORTURE_JOBS", "2000"))
 
 
 class PollerFleet:
@@ -106,14 +108,14 @@ def test_crash_torture__every_job_completes_and_its_work_commits_exactly_once(
 ) -> None:
     rng = random.Random(7)
     jobs = [NewJob(kind="ledgered_simulate", payload={"seconds": rng.uniform(0.01, 0.2)})
-            for _ in range(2000)]
+            for _ in range(TORTURE_JOBS)]
     with engine.begin() as conn:
         ids = queue.create_jobs(conn, jobs, max_attempts=50)
     fleet = PollerFleet(database_url, 4, invocation_seconds=30,
                         env={"BATCH_SIZE": "5", "LEASE_SECONDS": "2", "POLL_INTERVAL": "0.2"})
     run_until_done(engine, fleet, handlers, len(ids), timeout=400, kill_every=1.0)
 
-    assert fleet.killed >= 10
+    assert fleet.killed >= min(10, TORTURE_JOBS // 100)
     assert counts(engine) == {"COMPLETED": len(ids)}
     ledger = ledger_per_job(engine)
     assert set(ledger) == set(ids)

@@ -36,6 +36,24 @@ MAX_REASON_CHARS = 1000  # CloudFormation accepts a response body of at most 4 K
 STOP_GRACE_SECONDS = 2.0
 
 
+def set_runtime_passwords(engine: Any, role_secrets: dict[str, str]) -> None:
+    """Each runtime role gets the password its secret holds (RUNTIME_ROLE_SECRETS), in one
+    transaction; a secret naming another user is refused."""
+    from jobworker.aws.secrets import read_secret
+    from jobworker.aws.settings import ConfigError
+    from jobworker.queue.roles import set_role_password
+
+    if not role_secrets:
+        return
+    with engine.begin() as conn:
+        for role, secret_arn in role_secrets.items():
+            secret = read_secret(secret_arn)
+            if secret["username"] != role:
+                raise ConfigError(f"RUNTIME_ROLE_SECRETS: secret {secret_arn} is for user "
+                                  f"{secret['username']!r}, not {role!r}")
+            set_role_password(conn, role, secret["password"])
+
+
 class DeadlineExceeded(Exception):
     pass
 
@@ -95,7 +113,9 @@ class MigrationRun:
             on_backend=on_backend,
         )
         try:
-            self.outcome["revision"] = migrate(engine, limits=limits)
+            revision = migrate(engine, limits=limits)  # creates the runtime roles
+            set_runtime_passwords(engine, config.runtime_role_secrets or {})
+            self.outcome["revision"] = revision
         except Exception as exc:
             self.outcome["error"] = exc
 

@@ -44,7 +44,7 @@ def get_engine(role: Role = "api") -> Engine:
 
 
 def _make_engine(role: Role) -> Engine:
-    from jobworker.aws.engine import make_engine
+    from jobworker.aws.engine import make_engine, tls_connect_args
 
     config = get_settings()
     engine = make_engine(
@@ -54,12 +54,20 @@ def _make_engine(role: Role) -> Engine:
         pool_size=max(config.db_pool_size, 2) if role == "migration" else config.db_pool_size,
         max_overflow=0,
         timeouts=for_role(role, config),
+        tls=tls_connect_args(config.db_sslmode, config.db_sslrootcert),
     )
     if config.database_url is None and config.db_secret_arn:
         from jobworker.aws.secrets import follow_rotation
 
         follow_rotation(engine, config.db_secret_arn)
     return engine
+
+
+def drop_connections() -> None:
+    """Close the pooled connections (after the database was unavailable: a pooled connection
+    may sit on a server that a failover made read-only); the next use opens new ones."""
+    for engine in _engines.values():
+        engine.dispose()
 
 
 def reset() -> None:

@@ -9,12 +9,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    Json,
     SecretStr,
     ValidationError,
     field_validator,
@@ -105,6 +106,15 @@ class Settings(BaseModel):
     migration_statement_timeout_seconds: float = Field(
         600.0, ge=0, le=3600, description="Longest statement of a migration"
     )
+    # TLS (libpq's sslmode): the template asks for verify-full; unset leaves the URL's own.
+    db_sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca",
+                        "verify-full"] | None = None
+    db_sslrootcert: str | None = Field(
+        None, description="CA bundle that signs the server's certificate; default: the "
+                          "bundle the layer ships (jobworker/aws/certs/rds-ca-bundle.pem)")
+    # Migration function only: {"role": "secret ARN"} of the runtime roles whose passwords
+    # it sets (each function connects with its own secret).
+    runtime_role_secrets: Json[dict[str, str]] | None = None
 
     # API.
     max_body_bytes: int = Field(2 * 1024 * 1024, ge=1024, le=6 * 1024 * 1024)

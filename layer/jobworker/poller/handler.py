@@ -17,7 +17,7 @@ from jobworker.aws.observability import (
     spread,
     traced,
 )
-from jobworker.aws.runtime import get_engine, get_settings
+from jobworker.aws.runtime import drop_connections, get_engine, get_settings
 from jobworker.poller.clock import SYSTEM_CLOCK, Budget
 from jobworker.poller.loop import run_poller
 from jobworker.poller.options import PollerOptions
@@ -33,6 +33,8 @@ copy_config_to_registered_loggers(source_logger=logger, include={"jobworker"})
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     summary = poll(context.get_remaining_time_in_millis, context.aws_request_id)
+    if summary.error:
+        drop_connections()  # the next invocation starts on fresh ones
     record_poll(metrics, summary)
     return summary.to_dict()
 

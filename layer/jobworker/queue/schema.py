@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -42,6 +42,15 @@ def head_revision() -> str:
     head = ScriptDirectory.from_config(config).get_current_head()
     assert head is not None
     return head
+
+
+def grant_runtime_roles(connection: Connection) -> None:
+    """The final step of every migration to head: the runtime roles' grants, re-applied from
+    the one map (``jobworker.queue.roles``), cover every table the revisions created. It runs
+    in the migration's transaction, under its advisory lock."""
+    from jobworker.queue.roles import apply_runtime_grants
+
+    apply_runtime_grants(connection)
 
 
 def migrate(engine: Engine, revision: str = "head",
@@ -82,6 +91,8 @@ def migrate(engine: Engine, revision: str = "head",
         config.attributes["connection"] = connection
         config.attributes["limits"] = limits
         command.upgrade(config, revision)
+        if revision == "head":
+            grant_runtime_roles(connection)
         connection.commit()
         return MigrationContext.configure(connection).get_current_revision()
 

@@ -14,7 +14,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobworker.aws.observability import record_database_unavailable, traced
-from jobworker.aws.runtime import get_engine, get_settings
+from jobworker.aws.runtime import drop_connections, get_engine, get_settings
 from jobworker.queue.errors import is_database_unavailable
 from jobworker.sweeper.sweep import SweepSummary, sweep
 
@@ -51,6 +51,7 @@ def sweep_once(seconds_left: float, clock: Callable[[], float] = time.monotonic)
         if not is_database_unavailable(exc):
             raise
         log.error("Database unavailable; sweep skipped", exc_info=True)
+        drop_connections()  # the next pass starts on fresh ones
         return SweepSummary(error=f"database unavailable: {type(exc).__name__}")
 
 
