@@ -25,6 +25,9 @@ from jobworker.queue.schema import migrate
 
 TABLES_TO_EMPTY = ("jobs", "route_groups")
 
+# The street grid and its OSRM datasets (the road provider tests).
+pytest_plugins = ["tests.roadnet"]
+
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[LocalPostgres]:

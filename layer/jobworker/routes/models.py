@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -137,6 +137,50 @@ class LocationGroup(BaseModel):
         return self
 
 
+# Provider options a request may not set: where the data or the server is belongs to the
+# deployment (a request naming a path or a URL could read the poller's files or reach hosts
+# inside its network).
+DEPLOYMENT_TRAVEL_OPTIONS = frozenset(
+    {"data", "cache_dir", "url", "endpoint_url", "region", "client", "urls"}
+)
+
+
+class TravelSettings(BaseModel):
+    """Where travel times come from; keys besides these are options of the provider."""
+
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+
+    provider: str = Field(
+        default="haversine",
+        pattern=r"^[a-z][a-z0-9-]{0,39}$",
+        description="haversine (straight lines at speed_kmh), matrix, osrm, osrm-http or "
+        "amazon-location; which road providers work depends on the deployment",
+    )
+    fallback: Literal["haversine"] | None = Field(
+        default=None,
+        description="If the provider fails, plan on straight-line distances instead of "
+        "failing the job (the result says so)",
+    )
+    profile: str = Field(
+        default="car",
+        pattern=r"^[a-z][a-z0-9_-]{0,39}$",
+        description="Vehicle profile: car, bicycle, foot, or truck where the provider has one",
+    )
+
+    @model_validator(mode="after")
+    def _no_deployment_options(self) -> Self:
+        extras = self.model_extra or {}
+        refused = sorted(DEPLOYMENT_TRAVEL_OPTIONS & extras.keys())
+        if refused:
+            raise ValueError(
+                f"{', '.join(refused)}: set by the deployment (its settings), not by a request"
+            )
+        return self
+
+    def provider_options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
 class RoutingSettings(BaseModel):
     """The fleet, its limits, and how long the solver may search."""
 
@@ -169,6 +213,11 @@ class RoutingSettings(BaseModel):
         ge=0,
         le=MAX_SEED,
         description="Fix the solver's random seed for repeatable plans",
+    )
+    travel: TravelSettings | None = Field(
+        default=None,
+        description="Travel times on roads: provider, fallback, profile; none = the "
+        "deployment's default provider (haversine unless configured)",
     )
 
 

@@ -46,6 +46,9 @@ class PlannedRoute:
     start_minute: float
     end_minute: float
     distance_to_depot_km: float  # last stop back to the depot
+    # Road geometry where the travel provider draws it: one (lat, lon) line per leg (depot to
+    # the first stop, ..., the last stop back to the depot); None means straight lines.
+    legs: list[list[tuple[float, float]]] | None = None
 
 
 @dataclass(frozen=True)
@@ -96,7 +99,7 @@ class RoutePlan:
             "total_duration_minutes": self.total_duration_minutes,
             "vehicles_used": self.vehicles_used,
             "locations_served": self.locations_served,
-            "routes": [asdict(route) for route in self.routes],
+            "routes": [_route_to_dict(route) for route in self.routes],
             "solver": asdict(self.solver),
             "notes": list(self.notes),
         }
@@ -111,6 +114,13 @@ class RoutePlan:
             solver=SolverInfo(**solver),
             notes=list(data.get("notes", [])),
         )
+
+
+def _route_to_dict(route: PlannedRoute) -> dict[str, Any]:
+    """The route without its road geometry: the GeoJSON answer draws that."""
+    data = asdict(route)
+    data.pop("legs")
+    return data
 
 
 def _route_from_dict(data: Mapping[str, Any]) -> PlannedRoute:
