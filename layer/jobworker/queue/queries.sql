@@ -329,15 +329,15 @@ RETURNING route_group_id;
 
 -- name: route_insert_many
 INSERT INTO routes (route_group_id, vehicle, load, distance_km, duration_minutes,
-                    start_minute, end_minute, distance_to_depot_km)
+                    start_minute, end_minute, distance_to_depot_km, legs)
 SELECT :route_group_id, r.*
   FROM unnest(CAST(:vehicles AS int[]), CAST(:loads AS int[]), CAST(:distances AS float8[]),
               CAST(:durations AS float8[]), CAST(:starts AS float8[]), CAST(:ends AS float8[]),
-              CAST(:to_depot AS float8[])) AS r;
+              CAST(:to_depot AS float8[]), CAST(:legs AS jsonb[])) AS r;
 
 -- name: route_list_for_group
 SELECT vehicle, load, distance_km, duration_minutes, start_minute, end_minute,
-       distance_to_depot_km
+       distance_to_depot_km, legs
   FROM routes
  WHERE route_group_id = :route_group_id
  ORDER BY vehicle;

@@ -46,7 +46,12 @@ def _point(position: list[float], properties: dict[str, Any]) -> Feature:
 
 
 def _route_line(route: PlannedRoute, home: list[float]) -> Feature:
-    path = [home, *(_position(stop.lon, stop.lat) for stop in route.stops), home]
+    """Along the roads when the route has leg geometry, else straight from stop to stop."""
+    if route.legs:
+        path = [_position(lon, lat) for leg in route.legs for lat, lon in leg]
+        path = [point for k, point in enumerate(path) if k == 0 or point != path[k - 1]]
+    else:
+        path = [home, *(_position(stop.lon, stop.lat) for stop in route.stops), home]
     return {
         "type": "Feature",
         "geometry": {"type": "LineString", "coordinates": path},
@@ -59,6 +64,7 @@ def _route_line(route: PlannedRoute, home: list[float]) -> Feature:
             "start_minute": route.start_minute,
             "end_minute": route.end_minute,
             "stop_count": len(route.stops),
+            "on_roads": bool(route.legs),
         },
     }
 

@@ -45,6 +45,7 @@ def save_plan(conn: Connection, *, job_id: UUID, depot_lat: float, depot_lon: fl
         "durations": [r.duration_minutes for r in routes],
         "starts": [r.start_minute for r in routes], "ends": [r.end_minute for r in routes],
         "to_depot": [r.distance_to_depot_km for r in routes],
+        "legs": [None if r.legs is None else json.dumps(r.legs) for r in routes],
     })
     stops = [(route.vehicle, stop) for route in routes for stop in route.stops]
     conn.execute(query("route_stop_insert_many"), {

@@ -89,8 +89,9 @@ def travel_times(request: GenerateRoutesRequest, *, deadline: float | None,
     wanted = list(dict.fromkeys(profiles or [travel.profile]))
     points = request_points(request)
     try:
-        provider = provider_for(travel.provider, {**deployment_options(travel.provider),
-                                                  **travel.provider_options()})
+        options = {"speed_kmh": request.settings.speed_kmh,
+                   **deployment_options(travel.provider), **travel.provider_options()}
+        provider = provider_for(travel.provider, options)
         matrices = {profile: provider.matrix(points, profile, deadline=deadline)
                     for profile in wanted}
         return TravelTimes(matrices=matrices, provider=provider, requested=travel.provider)
