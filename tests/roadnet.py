@@ -175,3 +175,9 @@ def road_grid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RoadGrid]:
                                 str(root / "car-distance"))
     assert by_distance.returncode == 0, by_distance.stderr
     return RoadGrid(osm=osm, root=root, build_output=car.stdout)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """No geo-routes client in the tests can reach AWS: its endpoint is this machine (port 9,
+    where nothing listens). Stubbed clients never send; an unstubbed call fails here."""
+    os.environ.setdefault("AWS_ENDPOINT_URL_GEO_ROUTES", "http://127.0.0.1:9")
