@@ -139,3 +139,26 @@ def test_route_request__deployment_options_are_refused_by_name(api: LambdaClient
     assert answer.status == 422
     assert "data: set by the deployment" in answer.text
     assert "travel" in answer.text
+
+
+@pytest.mark.slow
+def test_dev__a_road_job_on_jobworker_dev(road_grid: RoadGrid, tmp_path: Any,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """`jobworker dev` as a user runs it, with OSRM_DATA naming the datasets."""
+    from tests.test_cli import DevServer, free_port
+
+    monkeypatch.setenv("OSRM_DATA", str(road_grid.root))
+    dev = DevServer(tmp_path / "pgdata", free_port())
+    try:
+        status, _, job = dev.call("POST", "/jobs/generate", road_request({"provider": "osrm"}))
+        assert status == 202, job
+        done = dev.wait_for(job["job_id"], "COMPLETED")
+        assert done["result"]["travel"]["provider"] == "osrm"
+        _, _, geojson = dev.call("GET", f"/jobs/{job['job_id']}/routes?format=geojson")
+        lines = [f for f in geojson["features"] if f["properties"]["role"] == "route"]
+        assert lines
+        assert all(line["properties"]["on_roads"] for line in lines)
+        assert all(on_a_street(lon, lat) for line in lines
+                   for lon, lat in line["geometry"]["coordinates"])
+    finally:
+        dev.stop()

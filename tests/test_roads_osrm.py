@@ -7,6 +7,7 @@ import itertools
 import json
 import sys
 import time
+from typing import Any
 
 import numpy as np
 import pytest
@@ -142,3 +143,29 @@ def test_osrm__without_its_module_the_provider_says_why(monkeypatch: pytest.Monk
     provider = provider_for("osrm", {"data": "/nonexistent"})
     with pytest.raises(TravelError, match=r"Python 3\.12 and newer only"):
         provider.matrix([(52.0, 4.0), (52.001, 4.001)], "car", deadline=None)
+
+
+def test_osrm__a_dataset_in_s3_is_copied_to_tmp_once(road_grid: RoadGrid, tmp_path: Any) -> None:
+    """What the poller does with OsrmDataSource S3: copy at the first job, then read /tmp."""
+    import boto3
+    from moto import mock_aws
+
+    points = [position((0, 0)), position((5, 5))]
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="eu-west-1")
+        s3.create_bucket(Bucket="road-data",
+                         CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+        for path in road_grid.car.iterdir():
+            s3.upload_file(str(path), "road-data", f"osrm/grid/car/{path.name}")
+        options = {"data": "s3://road-data/osrm/grid", "cache_dir": str(tmp_path / "cache")}
+        first = provider_for("osrm", options).matrix(points, "car", deadline=None)
+        for path in road_grid.car.iterdir():
+            s3.delete_object(Bucket="road-data", Key=f"osrm/grid/car/{path.name}")
+        again = provider_for("osrm", options).matrix(points, "car", deadline=None)
+        with pytest.raises(TravelError, match="no road dataset for profile 'foot' under s3://"):
+            provider_for("osrm", options).matrix(points, "foot", deadline=None)
+    local = provider_for("osrm", {"data": str(road_grid.root)}).matrix(points, "car",
+                                                                      deadline=None)
+    assert np.array_equal(first.durations_minutes, local.durations_minutes)
+    assert np.array_equal(again.durations_minutes, local.durations_minutes)
+    assert (tmp_path / "cache" / "car" / "dataset.json").is_file()
