@@ -3,6 +3,8 @@ from the test grid's dataset, and small servers of ours that fail on purpose; 12
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -42,7 +44,8 @@ def routed(road_grid: RoadGrid) -> Iterator[str]:
         [sys.executable, "-m", "osrm", "routed", "-a", "MLD", "-i", "127.0.0.1", "-p", str(port),
          "-t", "1", "--max-table-size", str(SERVER_TABLE_LIMIT),
          "--max-viaroute-size", str(SERVER_ROUTE_LIMIT), str(road_grid.car / "roads.osrm")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        start_new_session=True)  # `python -m osrm` runs osrm-routed as its child: stop both
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(200):
@@ -54,7 +57,7 @@ def routed(road_grid: RoadGrid) -> Iterator[str]:
                 time.sleep(0.05)
         yield url
     finally:
-        server.terminate()
+        os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=10)
 
 
