@@ -182,8 +182,11 @@ class OsrmProvider:
                 coordinates=coordinates, sources=list(rows), destinations=list(range(n)),
                 annotations=["duration", "distance"], radiuses=[self.snap_radius_m] * n)
             answer = self._call(engine.Table, params, points, profile)
-            durations[rows.start:rows.stop] = _cells(answer["durations"], rows, points, profile)
-            distances[rows.start:rows.stop] = _cells(answer["distances"], rows, points, profile)
+            # Only the two matrices leave OSRM's objects (rows of floats or None): converting
+            # the whole answer (hints and all) cost more than the table on big inputs.
+            for key, out in (("durations", durations), ("distances", distances)):
+                out[rows.start:rows.stop] = _cells([list(row) for row in answer[key]], rows,
+                                                   points, profile)
         return TravelMatrix(durations_minutes=durations / 60.0, distances_km=distances / 1000.0,
                             provider=NAME, profile=profile)
 
@@ -195,13 +198,12 @@ class OsrmProvider:
             coordinates=[(lon, lat) for lat, lon in points], steps=True, geometries="geojson",
             overview="false", continue_straight=False,
             radiuses=[self.snap_radius_m] * len(points))
-        answer = self._call(self.engine(profile).Route, params, points, profile)
+        answer = plain(self._call(self.engine(profile).Route, params, points, profile), osrm)
         return [leg_polyline(leg) for leg in answer["routes"][0]["legs"]]
 
     def _call(self, service: Any, params: Any, points: Sequence[LatLon], profile: str) -> Any:
-        osrm = osrm_module()
         try:
-            return plain(service(params), osrm)
+            return service(params)
         except RuntimeError as exc:
             raise osrm_error(str(exc), points, profile, self.snap_radius_m) from None
 
