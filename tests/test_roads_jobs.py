@@ -25,8 +25,14 @@ def osrm_env(road_grid: RoadGrid, monkeypatch: pytest.MonkeyPatch) -> RoadGrid:
     return road_grid
 
 
-def road_request(travel: dict[str, Any], stops: list[tuple[int, int]] = STOPS) -> dict[str, Any]:
+def road_request(travel: dict[str, Any], stops: list[tuple[int, int]] = STOPS, *,
+                 profile: str | None = None) -> dict[str, Any]:
+    """Stops on grid intersections; two vehicles (of ``profile``: a vehicle type's own)."""
     depot_lat, depot_lon = position(DEPOT)
+    fleet: dict[str, Any] = {"vehicles": 2, "vehicle_capacity": 5}
+    if profile is not None:
+        fleet = {"vehicles": [{"id": profile, "count": 2, "capacity": 5, "profile": profile,
+                               "end": "depot"}]}
     return {
         "location_group": {
             "depot": {"lat": depot_lat, "lon": depot_lon},
@@ -36,8 +42,7 @@ def road_request(travel: dict[str, Any], stops: list[tuple[int, int]] = STOPS) -
                 for k, node in enumerate(stops)
             ],
         },
-        "settings": {"vehicles": 2, "vehicle_capacity": 5, "max_runtime_seconds": 1, "seed": 3,
-                     "travel": travel},
+        "settings": {**fleet, "max_runtime_seconds": 1, "seed": 3, "travel": travel},
     }
 
 
@@ -105,7 +110,7 @@ def test_route_job__provider_error_falls_back_to_haversine_only_when_allowed(
     osrm_env: RoadGrid, api: LambdaClient, handlers: dict[str, Any],
 ) -> None:
     allowed = run_job(api, handlers, road_request(
-        {"provider": "osrm", "profile": "bicycle", "fallback": "haversine"}))
+        {"provider": "osrm", "fallback": "haversine"}, profile="bicycle"))
     assert allowed["progress"] == "COMPLETED", allowed["error"]
     travel = allowed["result"]["travel"]
     assert travel["provider"] == "haversine"
@@ -116,7 +121,8 @@ def test_route_job__provider_error_falls_back_to_haversine_only_when_allowed(
     assert all(not f["properties"]["on_roads"] for f in geojson["features"]
                if f["properties"]["role"] == "route")
 
-    refused = run_job(api, handlers, road_request({"provider": "osrm", "profile": "bicycle"}))
+    refused = run_job(api, handlers, road_request({"provider": "osrm", "fallback": None},
+                                                  profile="bicycle"))
     assert refused["progress"] == "FAILED"
     assert refused["attempts"] == 1, "a missing profile cannot get better by retrying"
     assert "travel times: osrm: no road dataset for profile 'bicycle'" in refused["error"]
@@ -125,7 +131,7 @@ def test_route_job__provider_error_falls_back_to_haversine_only_when_allowed(
 def test_route_job__a_stop_off_the_roads_fails_naming_it(
     osrm_env: RoadGrid, api: LambdaClient, handlers: dict[str, Any],
 ) -> None:
-    body = road_request({"provider": "osrm", "snap_radius_m": 300})
+    body = road_request({"provider": "osrm", "fallback": None, "snap_radius_m": 300})
     body["location_group"]["locations"].append({"id": "in-the-lake", "lat": 52.03, "lon": 4.0})
     job = run_job(api, handlers, body)
     assert job["progress"] == "FAILED"

@@ -186,7 +186,7 @@ def test_route_job__an_unreachable_server_is_retried_later(
     monkeypatch.setenv("OSRM_HTTP_URL", f"http://127.0.0.1:{free_port()}")
     monkeypatch.setenv("OSRM_HTTP_RETRIES", "0")
     monkeypatch.setenv("POLLER_IDLE_EXIT_SECONDS", "0.5")
-    job = run_job(api, handlers, road_request({"provider": "osrm-http"}))
+    job = run_job(api, handlers, road_request({"provider": "osrm-http", "fallback": None}))
     assert job["progress"] == "QUEUED", "an unreachable server may answer on a later attempt"
     assert job["attempts"] == 1
     assert "did not answer after 1 attempt(s): cannot connect" in job["error"]

@@ -10,7 +10,6 @@ from jobworker.queue.jobs import (
     DEFAULT_KIND,
     ClaimedJob,
     Completion,
-    Job,
     NewJob,
     QueueStats,
     Recovered,
@@ -35,6 +34,7 @@ from jobworker.queue.jobs import (
     result_json,
     retry_job,
 )
+from jobworker.queue.rows import Job
 
 __all__ = [
     "DEFAULT_KIND", "ClaimedJob", "Completion", "Job", "NewJob", "QueueStats", "Recovered",

@@ -6,7 +6,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 
-from jobworker.routes.travel import LatLon, TravelError
+from jobworker.routes.travel import LatLon, ProviderUnavailable, TravelError
+
+__all__ = ["Clock", "PointError", "ProviderUnavailable", "blocks", "check_deadline",
+           "describe_point", "seconds_left"]
 
 Clock = Callable[[], float]
 
@@ -18,11 +21,6 @@ class PointError(TravelError):
     def __init__(self, reason: str, points: Sequence[int]) -> None:
         super().__init__(reason)
         self.points = tuple(points)
-
-
-class ProviderUnavailable(TravelError):
-    """The provider did not answer (unreachable, overloaded, throttled): a later attempt of the
-    job may succeed, so the job is retried rather than failed for good."""
 
 
 def check_deadline(deadline: float | None, clock: Clock = time.monotonic, *,
