@@ -168,3 +168,32 @@ def test_dev__a_road_job_on_jobworker_dev(road_grid: RoadGrid, tmp_path: Any,
                    for lon, lat in line["geometry"]["coordinates"])
     finally:
         dev.stop()
+
+
+def test_route_job__one_osrm_matrix_per_vehicle_profile(
+    osrm_env: RoadGrid, api: LambdaClient, handlers: dict[str, Any],
+) -> None:
+    body = road_request({"provider": "osrm", "fallback": None})
+    del body["settings"]["vehicle_capacity"]
+    body["settings"]["vehicles"] = [
+        {"id": profile, "count": 1, "capacity": 5, "profile": profile, "end": "depot"}
+        for profile in ("car", "car-distance")]
+    job = run_job(api, handlers, body)
+    assert job["progress"] == "COMPLETED", job["error"]
+    assert job["result"]["travel"]["profiles"] == ["car", "car-distance"]
+    assert job["result"]["travel"]["fell_back"] is False
+    routes = api("GET", f"/jobs/{job['job_id']}/routes").json["routes"]
+    names = {f"S{k}": position(node) for k, node in enumerate(STOPS)}
+    points = [position(DEPOT), *names.values()]
+    row = {name: k + 1 for k, name in enumerate(names)}
+    provider = provider_for("osrm", {"data": str(osrm_env.root)})
+    tables = {profile: provider.matrix(points, profile, deadline=None)
+              for profile in ("car", "car-distance")}
+    for route in routes:
+        table = tables[route["vehicle_type"]]
+        previous = 0
+        for stop in route["stops"]:
+            here = row[stop["location_id"]]
+            assert abs(stop["distance_from_previous_km"]
+                       - table.distances_km[previous, here]) < 0.002, route["vehicle_type"]
+            previous = here
