@@ -288,7 +288,7 @@ def seeded(engine: Engine) -> dict[str, str]:
     with engine.begin() as conn:
         queue.create_job(conn, NewJob(kind="noop"), enqueue=True)
         (claimed,) = queue.claim_batch(conn, owner="seed", limit=5, lease_seconds=60)
-        queue.complete_job(conn, owner="seed", job_id=claimed.job_id, attempt=claimed.attempt)
+        queue.complete_job(conn, owner="seed", job_id=claimed.job_id, token=claimed.token)
         queued, _ = queue.create_job(conn, NewJob(payload=generate_body()), enqueue=True)
         queue.create_job(conn, NewJob(kind="noop"))
         queue.create_job(conn, NewJob(kind="noop", idempotency_key="taken",

@@ -22,6 +22,7 @@ def running_job(engine: Engine, *, started_minutes_ago: float, lease_left_second
         (job_id,) = queue.create_jobs(conn, [NewJob(kind="noop")], max_attempts=max_attempts)
         conn.execute(text(
             "UPDATE jobs SET progress = 'RUNNING', attempts = :attempts, lease_owner = 'gone', "
+            "attempt_started = true, "
             "started_at = now() - make_interval(secs => :ago * 60), "
             "lease_expires_at = now() + make_interval(secs => :left) WHERE job_id = :id"),
             {"attempts": attempts, "ago": started_minutes_ago, "left": lease_left_seconds,

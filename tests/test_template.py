@@ -39,7 +39,7 @@ NOT_SET_IN_AWS = {
     "location_region": "Amazon Location in the stack's own region",
     "location_endpoint_url": "the service's public endpoint (tests point it at 127.0.0.1)",
 }
-API_ONLY = {"max_body_bytes", "poller_function_name"}
+API_ONLY = {"max_body_bytes", "poller_function_name", "poller_memory_mb"}
 POWERTOOLS = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
 
 

@@ -11,10 +11,27 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from jobworker.queue import (
+    DEFAULT_BACKOFF_BASE_SECONDS,
+    DEFAULT_BACKOFF_CAP_SECONDS,
+    DEFAULT_MAX_ATTEMPTS,
+)
 from jobworker.queue.errors import JobworkerError
 from jobworker.queue.problems import field_problems
+
+# The poller holds one connection for its work and its heartbeat thread another: with one,
+# the heartbeat waits for the work's connection and leases expire under a healthy worker.
+MIN_DB_POOL_SIZE = 2
 
 
 class ConfigError(JobworkerError):
@@ -36,9 +53,9 @@ class Settings(BaseModel):
     # Queue behaviour.
     batch_size: int = Field(10, ge=1, le=5000, description="Most jobs one claim takes")
     lease_seconds: float = Field(60.0, ge=1, le=3600)
-    max_attempts: int = Field(3, ge=1, le=100)
-    backoff_base_seconds: float = Field(5.0, ge=0, le=3600)
-    backoff_cap_seconds: float = Field(300.0, ge=0, le=86400)
+    max_attempts: int = Field(DEFAULT_MAX_ATTEMPTS, ge=1, le=100)
+    backoff_base_seconds: float = Field(DEFAULT_BACKOFF_BASE_SECONDS, ge=0, le=3600)
+    backoff_cap_seconds: float = Field(DEFAULT_BACKOFF_CAP_SECONDS, ge=0, le=86400)
     retention_days: int = Field(
         14, ge=1, le=3650, description="Finished jobs older than this are pruned"
     )
@@ -59,12 +76,23 @@ class Settings(BaseModel):
     # is checked in tests (tests/test_query_plans.py).
     db_disable_prepared_statements: bool = True
     db_pool_size: int = Field(
-        2, ge=1, le=50, description="Connections per process: the work, plus the heartbeat"
+        MIN_DB_POOL_SIZE, le=50, description="Connections per process: the work, plus the heartbeat"
     )
 
     # API.
     max_body_bytes: int = Field(2 * 1024 * 1024, ge=1024, le=6 * 1024 * 1024)
     poller_function_name: str | None = Field(None, description="Poller to kick after an enqueue")
+    poller_memory_mb: int = Field(1769, ge=128, le=10240,
+                                  description="The poller's memory: route jobs larger are refused")
+
+    @field_validator("db_pool_size")
+    @classmethod
+    def _pool_holds_the_heartbeat(cls, value: int) -> int:
+        if value < MIN_DB_POOL_SIZE:
+            raise ValueError(
+                f"must be at least {MIN_DB_POOL_SIZE}: the poller's heartbeat needs a connection"
+                " of its own beside the one its jobs use, or leases expire while jobs run")
+        return value
 
     # Travel times (route jobs). TRAVEL_PROVIDER is used when a request names none.
     travel_provider: str = Field(

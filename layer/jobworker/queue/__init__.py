@@ -7,15 +7,21 @@ Knows nothing of HTTP, AWS or route generation. ``jobs.py`` has one function per
 """
 
 from jobworker.queue.jobs import (
+    DEFAULT_BACKOFF_BASE_SECONDS,
+    DEFAULT_BACKOFF_CAP_SECONDS,
     DEFAULT_KIND,
+    DEFAULT_MAX_ATTEMPTS,
     ClaimedJob,
     Completion,
+    Flushed,
+    Held,
     NewJob,
     QueueStats,
     Recovered,
     cancel_job,
     cancel_running_job,
     claim_batch,
+    complete_and_start,
     complete_job,
     complete_jobs,
     create_job,
@@ -33,13 +39,16 @@ from jobworker.queue.jobs import (
     release_jobs,
     result_json,
     retry_job,
+    start_jobs,
 )
 from jobworker.queue.rows import Job
 
 __all__ = [
-    "DEFAULT_KIND", "ClaimedJob", "Completion", "Job", "NewJob", "QueueStats", "Recovered",
-    "cancel_job", "cancel_running_job", "claim_batch", "complete_job", "complete_jobs",
+    "DEFAULT_BACKOFF_BASE_SECONDS", "DEFAULT_BACKOFF_CAP_SECONDS", "DEFAULT_KIND",
+    "DEFAULT_MAX_ATTEMPTS", "ClaimedJob", "Completion", "Flushed", "Held", "Job", "NewJob",
+    "QueueStats", "Recovered", "cancel_job", "cancel_running_job", "claim_batch",
+    "complete_and_start", "complete_job", "complete_jobs",
     "create_job", "create_jobs", "enqueue_job", "extend_leases", "fail_job", "fail_timed_out",
     "get_job", "list_jobs", "prune_finished", "queue_stats", "queued_summary",
-    "recover_orphans", "release_jobs", "result_json", "retry_job",
+    "recover_orphans", "release_jobs", "result_json", "retry_job", "start_jobs",
 ]

@@ -45,8 +45,8 @@ class RoutesNotAvailable(JobworkerError):
 class LeaseLost(JobworkerError):
     """The caller no longer owns the job: its lease expired and someone else took it over."""
 
-    def __init__(self, job_id: UUID, owner: str, attempt: int) -> None:
-        super().__init__(f"job {job_id}: lease of {owner} (attempt {attempt}) is no longer held")
+    def __init__(self, job_id: UUID, owner: str, token: int) -> None:
+        super().__init__(f"job {job_id}: lease of {owner} (claim {token}) is no longer held")
         self.job_id = job_id
 
 

@@ -54,11 +54,17 @@ def sweep(
     if enable_orphan_recovery:
         with engine.begin() as conn:
             recovered = queue.recover_orphans(conn, now=now)
-        summary.recovered = len(recovered.requeued)
+        summary.recovered = len(recovered.requeued) + len(recovered.unstarted)
         summary.failed_orphans = len(recovered.failed)
         for job_id in recovered.requeued:
             log.warning("Recovered orphaned job: lease expired, back to QUEUED",
                         extra={"job_id": str(job_id)})
+        for job_id in recovered.unstarted:  # its worker died before starting it
+            log.warning("Recovered orphaned job: lease expired before it started, back to"
+                        " QUEUED with its attempts intact", extra={"job_id": str(job_id)})
+        for job_id in recovered.cancelled:
+            log.info("Orphaned job had a cancel request: CANCELLED",
+                     extra={"job_id": str(job_id)})
         for job_id in recovered.failed:
             log.error("Orphaned job had no attempts left: FAILED", extra={"job_id": str(job_id)})
 
