@@ -207,8 +207,8 @@ def check(folder: Path, points: Sequence[tuple[float, float]]) -> int:
     profile = str(manifest["profile"])
     if not points:
         if not manifest.get("bbox"):
-            raise RoadsError("this dataset's bounding box is unknown (built from PBF): "
-                             "give points with --point LAT,LON")
+            raise RoadsError("this dataset records no bounding box (build reads it from .osm "
+                             "sources only): give points with --point LAT,LON")
         points = sample_points(manifest["bbox"])
     provider = _provider().OsrmProvider(data=str(folder), snap_radius_m=CHECK_SNAP_RADIUS_M)
     started = time.monotonic()
