@@ -12,7 +12,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install test check lint typecheck pytest dev bench layer clean
+.PHONY: install test check lint typecheck pytest dev bench layer mutants clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,11 @@ bench: install
 	$(BIN)/jobworker bench claim-latency
 	$(BIN)/jobworker bench cold-start
 	$(BIN)/jobworker bench pickup-latency
+
+## Mutation testing of the queue's SQL (not part of `make test`): each guard removed in turn
+## from a copy of queries.sql, and the tests must notice every time.
+mutants: install
+	$(BIN)/python infra/mutants.py
 
 ## The Lambda layer for arm64 / python3.12, built without Docker; prints its size.
 layer: install

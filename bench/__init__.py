@@ -19,6 +19,7 @@ SCENARIOS = {
     "pickup-latency": "bench.pickup_latency",
     "routes": "bench.routes",
     "roads": "bench.roads",
+    "prune": "bench.prune",
 }
 
 

@@ -38,6 +38,11 @@ NOT_SET_IN_AWS = {
     "osrm_http_max_table_size": "osrm-routed's own default limit (100)",
     "location_region": "Amazon Location in the stack's own region",
     "location_endpoint_url": "the service's public endpoint (tests point it at 127.0.0.1)",
+    **dict.fromkeys((
+        "db_statement_timeout_seconds", "db_api_statement_timeout_seconds",
+        "db_lock_timeout_seconds", "db_idle_in_transaction_timeout_seconds",
+        "db_keepalives_idle_seconds", "migration_lock_timeout_seconds",
+        "migration_statement_timeout_seconds"), "default database limits (jobworker.aws.timeouts)"),
 }
 API_ONLY = {"max_body_bytes", "poller_function_name", "poller_memory_mb"}
 POWERTOOLS = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}

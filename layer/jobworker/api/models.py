@@ -252,10 +252,6 @@ class RoutesView(BaseModel):
     depots: list[dict[str, Any]] = Field(default_factory=list)
     solver: SolverInfo
     notes: list[str] = Field(default_factory=list)
-    total_cost: float = 0.0
-    locations_unassigned: int = 0
-    unassigned: list[UnassignedStop] = Field(default_factory=list)
-    travel: dict[str, Any] = Field(default_factory=dict)
 
 
 class Feature(BaseModel):

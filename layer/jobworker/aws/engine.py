@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import create_engine
 from sqlalchemy.engine import URL, Engine, make_url
+
+if TYPE_CHECKING:
+    from jobworker.aws.timeouts import SessionTimeouts
 
 
 def sqlalchemy_url(url: str | URL) -> URL:
@@ -26,7 +29,8 @@ def libpq_url(url: str | URL) -> str:
 
 
 def make_engine(url: str | URL, *, disable_prepared_statements: bool = False,
-                pool_size: int = 2, max_overflow: int = 0, **engine_args: Any) -> Engine:
+                pool_size: int = 2, max_overflow: int = 0,
+                timeouts: SessionTimeouts | None = None, **engine_args: Any) -> Engine:
     """Create the process's engine.
 
     A Lambda container handles one event at a time: one connection for the work, reused
@@ -34,11 +38,14 @@ def make_engine(url: str | URL, *, disable_prepared_statements: bool = False,
     first needs it; the API never does). ``pool_pre_ping`` re-opens a
     connection that died while the container was frozen or the database restarted.
     ``disable_prepared_statements`` turns off psycopg's automatic server-side prepares, which
-    RDS Proxy and PgBouncer (transaction mode) cannot share across clients.
+    RDS Proxy and PgBouncer (transaction mode) cannot share across clients. ``timeouts``
+    become connection options (statement, lock and idle limits, TCP keepalives).
     """
     connect_args: dict[str, Any] = {"connect_timeout": 5}
     if disable_prepared_statements:
         connect_args["prepare_threshold"] = None
+    if timeouts is not None:
+        connect_args.update(timeouts.connect_args())
     return create_engine(
         sqlalchemy_url(url),
         pool_size=pool_size,

@@ -59,6 +59,10 @@ class Settings(BaseModel):
     retention_days: int = Field(
         14, ge=1, le=3650, description="Finished jobs older than this are pruned"
     )
+    route_retention_days: int = Field(
+        90, ge=1, le=3650,
+        description="Route groups older than this are pruned once their job has been",
+    )
     poller_idle_exit_seconds: float = Field(
         0.0, ge=0, le=900, description="End an invocation after this long without work; 0: never"
     )
@@ -77,6 +81,29 @@ class Settings(BaseModel):
     db_disable_prepared_statements: bool = True
     db_pool_size: int = Field(
         MIN_DB_POOL_SIZE, le=50, description="Connections per process: the work, plus the heartbeat"
+    )
+    # Limits on database work, set per role when a connection opens (jobworker.aws.timeouts);
+    # 0 turns one off. A lock wait or a half-open connection never eats a whole invocation.
+    db_statement_timeout_seconds: float = Field(
+        30.0, ge=0, le=900, description="Longest statement of the poller and the sweeper"
+    )
+    db_api_statement_timeout_seconds: float = Field(
+        10.0, ge=0, le=28, description="Longest statement of the API (API Gateway waits 29 s)"
+    )
+    db_lock_timeout_seconds: float = Field(
+        5.0, ge=0, le=900, description="Longest wait for a lock (API, poller, sweeper)"
+    )
+    db_idle_in_transaction_timeout_seconds: float = Field(
+        60.0, ge=0, le=3600, description="A session idle inside a transaction this long is ended"
+    )
+    db_keepalives_idle_seconds: int = Field(
+        30, ge=1, le=3600, description="TCP keepalives start after this long without traffic"
+    )
+    migration_lock_timeout_seconds: float = Field(
+        10.0, ge=0, le=900, description="Longest wait of a migration for a lock on a table"
+    )
+    migration_statement_timeout_seconds: float = Field(
+        600.0, ge=0, le=3600, description="Longest statement of a migration"
     )
 
     # API.

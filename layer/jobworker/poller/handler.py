@@ -44,7 +44,7 @@ def poll(remaining_ms: Callable[[], int], invocation_id: str) -> PollSummary:
     margin = min(config.safety_margin_seconds, remaining_ms() / 1000 * 0.1)
     options = PollerOptions.from_settings(config, owner=f"poller:{invocation_id}")
     budget = Budget(SYSTEM_CLOCK, lambda: remaining_ms() / 1000 - margin)
-    return run_poller(get_engine(), options, budget)
+    return run_poller(get_engine("poller"), options, budget)
 
 
 def record_poll(metrics: Metrics, summary: PollSummary) -> None:

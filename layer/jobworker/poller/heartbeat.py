@@ -16,11 +16,14 @@ from typing import TYPE_CHECKING
 from uuid import UUID
 
 from jobworker import queue
+from jobworker.aws.timeouts import set_local
 
 if TYPE_CHECKING:  # SQLAlchemy loads on first use, not on import
     from sqlalchemy.engine import Engine
 
 log = logging.getLogger("jobworker.heartbeat")
+
+MIN_BEAT_LIMIT_SECONDS = 2.0
 
 
 @dataclass(slots=True)
@@ -88,6 +91,10 @@ class Heartbeat:
         if not snapshot:
             return
         with self.engine.begin() as conn:
+            # A beat that cannot finish before the next one is due gives way to it (leases
+            # last three intervals: a slow beat never holds them hostage).
+            limit = max(self.interval, MIN_BEAT_LIMIT_SECONDS)
+            set_local(conn, statement_seconds=limit, lock_seconds=limit / 2)
             alive = queue.extend_leases(
                 conn,
                 owner=self.owner,

@@ -503,15 +503,46 @@ def fail_timed_out(
     return [row.job_id for row in rows]
 
 
+class Pruned(NamedTuple):
+    """One prune batch: how many rows went, and where the next batch starts (the latest
+    timestamp of those rows; None when none went)."""
+
+    deleted: int
+    resume_after: datetime | None
+
+
 def prune_finished(
     conn: Connection, *, retention_days: int, limit: int = 10_000, now: datetime | None = None
 ) -> int:
-    """Delete up to ``limit`` terminal jobs that finished more than ``retention_days`` ago."""
+    """Delete up to ``limit`` terminal jobs that finished more than ``retention_days`` ago,
+    oldest first; returns how many went (fewer than ``limit``: nothing is left to prune)."""
+    return prune_finished_batch(conn, retention_days=retention_days, limit=limit, now=now).deleted
+
+
+def prune_finished_batch(
+    conn: Connection, *, retention_days: int, limit: int, after: datetime | None = None,
+    now: datetime | None = None,
+) -> Pruned:
+    """One batch of :func:`prune_finished`, starting at jobs that finished at ``after``."""
     rows = conn.execute(
         query("job_prune_finished"),
-        {"retention_days": retention_days, "limit": limit, "now": now},
-    ).all()
-    return len(rows)
+        {"retention_days": retention_days, "limit": limit, "after": after, "now": now},
+    ).scalars().all()
+    return Pruned(len(rows), max(rows, default=None))
+
+
+def prune_route_groups(
+    conn: Connection, *, route_retention_days: int, limit: int = 1000,
+    after: datetime | None = None, now: datetime | None = None,
+) -> Pruned:
+    """Delete up to ``limit`` route groups (with their routes and stops) made more than
+    ``route_retention_days`` ago (and at ``after`` or later) whose job has been pruned."""
+    rows = conn.execute(
+        query("route_group_prune"),
+        {"route_retention_days": route_retention_days, "limit": limit, "after": after,
+         "now": now},
+    ).scalars().all()
+    return Pruned(len(rows), max(rows, default=None))
 
 
 # --- helpers ------------------------------------------------------------------------------

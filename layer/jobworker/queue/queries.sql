@@ -310,16 +310,27 @@ SELECT {job_columns}
 SELECT progress::text AS progress FROM jobs WHERE job_id = :job_id;
 
 -- name: job_prune_finished
--- Deletes a bounded slice of terminal jobs older than the retention period. Route groups the
--- jobs produced are kept (jobs reference them, not the other way round).
+-- One bounded batch of the terminal jobs that finished before the retention period, oldest
+-- first along jobs_finished_idx: the sweeper repeats it until a batch comes back short or its
+-- time is up, each batch starting where the last one ended (:after, its latest finished_at),
+-- so no batch walks again over the index entries of the rows its predecessors deleted (they
+-- stay in the index until vacuum; starting from the oldest every time made a pass quadratic).
+-- SKIP LOCKED passes a row someone is changing (a retry in flight), and the outer condition
+-- checks the row again as it is deleted, so a job queued again after the inner SELECT read it
+-- is never deleted. Route groups the jobs produced are kept: route_group_prune has their rule.
 DELETE FROM jobs
- WHERE job_id IN (
-     SELECT job_id
-       FROM jobs
-      WHERE finished_at < COALESCE(CAST(:now AS timestamptz), now())
-                          - make_interval(days => :retention_days)
-      LIMIT :limit)
-RETURNING job_id;
+ WHERE job_id = ANY(ARRAY(
+           SELECT job_id
+             FROM jobs
+            WHERE finished_at < COALESCE(CAST(:now AS timestamptz), now())
+                                - make_interval(days => :retention_days)
+              AND finished_at >= COALESCE(CAST(:after AS timestamptz), '-infinity')
+            ORDER BY finished_at
+            LIMIT :limit
+              FOR UPDATE SKIP LOCKED))
+   AND finished_at < COALESCE(CAST(:now AS timestamptz), now())
+                     - make_interval(days => :retention_days)
+RETURNING finished_at;
 
 -- name: job_queued_summary
 -- Depth of the queue and age of its oldest job, read from the partial index of QUEUED rows
@@ -434,6 +445,25 @@ VALUES (:job_id, :depot_lat, :depot_lon, :total_distance_km, :total_duration_min
         :vehicles_used, :locations_served, CAST(:solver AS jsonb), CAST(:notes AS jsonb),
         :total_cost, :locations_unassigned, CAST(:travel AS jsonb), CAST(:depots AS jsonb))
 RETURNING route_group_id;
+
+-- name: route_group_prune
+-- One bounded batch of route groups older than their own retention whose job is gone (pruned):
+-- a group is kept as long as its job is, and ROUTE_RETENTION_DAYS after it was made. Oldest
+-- first along route_groups_created_idx, from where the last batch ended (:after, as in
+-- job_prune_finished); their routes and stops go with them (ON DELETE CASCADE), and
+-- jobs_route_group_idx spares each one a scan of jobs for ON DELETE SET NULL.
+DELETE FROM route_groups
+ WHERE route_group_id = ANY(ARRAY(
+           SELECT g.route_group_id
+             FROM route_groups AS g
+            WHERE g.created_at < COALESCE(CAST(:now AS timestamptz), now())
+                                 - make_interval(days => :route_retention_days)
+              AND g.created_at >= COALESCE(CAST(:after AS timestamptz), '-infinity')
+              AND NOT EXISTS (SELECT FROM jobs WHERE jobs.job_id = g.job_id)
+            ORDER BY g.created_at
+            LIMIT :limit
+              FOR UPDATE SKIP LOCKED))
+RETURNING created_at;
 
 -- name: route_insert_many
 -- Per-dimension loads travel as JSON arrays of arrays (unnest cannot take a 2-D array apart
