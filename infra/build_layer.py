@@ -3,7 +3,8 @@
 pip downloads ready-made Linux wheels for the target platform (no compiler, no container):
 the ``[project] dependencies`` of ``pyproject.toml`` with their dependencies, then those named
 in ``[tool.jobworker.layer] no-deps`` without theirs (PyVRP: its plotting stack stays out).
-The ``jobworker`` package is copied next to them, without its dev kit (``jobworker.dev``).
+The ``jobworker`` package is copied next to them, without its dev kit (``jobworker.dev``);
+``strip-paths`` are removed (OSRM's command-line tools: the module stays).
 The result is ``<out>/python/...``, the layout Lambda puts on
 ``sys.path`` from ``/opt/python``.
 
@@ -50,6 +51,21 @@ MB = 1024 * 1024
 
 def _name_of(requirement: str) -> str:
     return re.split(r"[\s\[<>=!~;]", requirement, maxsplit=1)[0].lower()
+
+
+def stripped_paths(pyproject: Path = PYPROJECT) -> list[str]:
+    """Paths under the site folder that the layer leaves out (``strip-paths``)."""
+    config = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    return list(config["tool"]["jobworker"]["layer"].get("strip-paths", []))
+
+
+def remove_paths(site: Path, paths: Iterable[str]) -> None:
+    for relative in paths:
+        target = site / relative
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
 
 
 def layer_requirements(pyproject: Path = PYPROJECT) -> tuple[list[str], list[str], list[str]]:
@@ -164,6 +180,7 @@ def build(out: Path, arch: str, *, compile_bytecode: bool = False) -> Path:
     pip_install(site, arch, with_deps)
     pip_install(site, arch, ["--no-deps", "--upgrade", *without_deps])
     remove_distributions(site, PROVIDED_BY_RUNTIME)
+    remove_paths(site, stripped_paths())
     shutil.rmtree(site / "bin", ignore_errors=True)  # console scripts: no use in a layer
     copy_package(site, excluded)
     strip(site)

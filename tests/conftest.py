@@ -31,6 +31,9 @@ from tests.pgbouncer import PgBouncer, pgbouncer_binary
 
 TABLES_TO_EMPTY = ("jobs", "route_groups")
 
+# The street grid and its OSRM datasets (the road provider tests).
+pytest_plugins = ["tests.roadnet"]
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(

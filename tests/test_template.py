@@ -31,6 +31,13 @@ NOT_SET_IN_AWS = {
     "backoff_cap_seconds": "default retry backoff",
     "safety_margin_seconds": "default margin before the Lambda's limit",
     "db_pool_size": "a Lambda container needs the default (one connection, plus the heartbeat)",
+    "osrm_cache_dir": "datasets from S3 go to /tmp, Lambda's only writable folder",
+    "osrm_snap_radius_m": "default: a stop 500 m from any road is an input error",
+    "osrm_http_timeout_seconds": "default request timeout for a user's OSRM server",
+    "osrm_http_retries": "default retries for a user's OSRM server",
+    "osrm_http_max_table_size": "osrm-routed's own default limit (100)",
+    "location_region": "Amazon Location in the stack's own region",
+    "location_endpoint_url": "the service's public endpoint (tests point it at 127.0.0.1)",
     **dict.fromkeys((
         "db_statement_timeout_seconds", "db_api_statement_timeout_seconds",
         "db_lock_timeout_seconds", "db_idle_in_transaction_timeout_seconds",
@@ -240,7 +247,7 @@ def test_api_may_invoke_the_poller_and_nothing_else() -> None:
     assert templates == [secret_policy("ApiFunction")]
 
 
-@pytest.mark.parametrize("name", ["PollerFunction", "SweeperFunction", "MigrateFunction"])
+@pytest.mark.parametrize("name", ["SweeperFunction", "MigrateFunction"])
 def test_background_functions_may_only_read_the_secret(name: str) -> None:
     assert function(name)["Policies"][0] == secret_policy(name)
     if name != "MigrateFunction":
@@ -270,6 +277,35 @@ def test_only_the_migration_reads_the_master_secret() -> None:
 
 def secret_policy_for(arn: Any) -> dict[str, Any]:
     return {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": arn}}
+
+
+# What the poller may do besides reading the secret, and the condition that grants it.
+ROAD_GRANTS = {
+    "OsrmFromS3": {"s3:GetObject", "s3:ListBucket"},
+    "OsrmFromEfs": {"elasticfilesystem:ClientMount"},
+    "AllowAmazonLocation": {"geo-routes:CalculateRouteMatrix"},
+}
+
+
+def test_poller_reads_the_secret_and_road_data_only_where_the_parameters_say() -> None:
+    policies = function("PollerFunction")["Policies"]
+    assert policies[0] == secret_policy("PollerFunction")
+    granted = {}
+    for policy in policies[1:]:
+        condition, statement, otherwise = policy["Fn::If"]
+        assert otherwise == ref("AWS::NoValue")
+        granted[condition] = {action for s in statement["Statement"]
+                              for action in as_list(s["Action"])}
+    assert granted == ROAD_GRANTS
+
+
+def test_poller_mounts_the_road_data_only_from_efs() -> None:
+    condition, mounts, otherwise = function("PollerFunction")["FileSystemConfigs"]["Fn::If"]
+    assert condition == "OsrmFromEfs"
+    assert otherwise == ref("AWS::NoValue")
+    _, _, not_s3 = environment("PollerFunction")["OSRM_DATA"]["Fn::If"]
+    assert not_s3 == {"Fn::If": ["OsrmFromEfs", mounts[0]["LocalMountPath"], ""]}, (
+        "OSRM_DATA names the folder EFS is mounted at")
 
 
 def test_scheduler_may_start_only_the_poller_and_sweeper() -> None:

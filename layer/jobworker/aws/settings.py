@@ -131,6 +131,44 @@ class Settings(BaseModel):
                 " of its own beside the one its jobs use, or leases expire while jobs run")
         return value
 
+    # Travel times (route jobs). TRAVEL_PROVIDER is used when a request names none.
+    travel_provider: str = Field(
+        "haversine", pattern=r"^[a-z][a-z0-9-]{0,39}$",
+        description="haversine, osrm, osrm-http or amazon-location",
+    )
+    osrm_data: str | None = Field(
+        None, description="OSRM datasets: a folder (local, EFS mount) or s3://bucket/prefix"
+    )
+    osrm_cache_dir: str = Field(
+        "/tmp/jobworker-osrm", description="Where datasets from S3 are copied"  # noqa: S108
+    )
+    osrm_snap_radius_m: float = Field(500.0, gt=0, le=100_000)
+    osrm_http_url: str | None = Field(
+        None, description="A user's OSRM server: URL, or car=URL,bicycle=URL"
+    )
+    osrm_http_timeout_seconds: float = Field(10.0, gt=0, le=300)
+    osrm_http_retries: int = Field(2, ge=0, le=10)
+    osrm_http_max_table_size: int = Field(100, ge=2, le=100_000)
+    location_routing_boundary: str = Field("auto", pattern="^(auto|unbounded)$")
+    location_region: str | None = None
+    location_endpoint_url: str | None = None
+
+    def travel_options(self, provider: str) -> dict[str, Any]:
+        """The deployment's options for a travel provider (requests may add safe ones)."""
+        options: dict[str, dict[str, Any]] = {
+            "osrm": {"data": self.osrm_data, "cache_dir": self.osrm_cache_dir,
+                     "snap_radius_m": self.osrm_snap_radius_m},
+            "osrm-http": {"url": self.osrm_http_url,
+                          "timeout_seconds": self.osrm_http_timeout_seconds,
+                          "retries": self.osrm_http_retries,
+                          "max_table_size": self.osrm_http_max_table_size,
+                          "snap_radius_m": self.osrm_snap_radius_m},
+            "amazon-location": {"routing_boundary": self.location_routing_boundary,
+                                "region": self.location_region,
+                                "endpoint_url": self.location_endpoint_url},
+        }
+        return {k: v for k, v in options.get(provider, {}).items() if v is not None}
+
     @model_validator(mode="after")
     def _backoff_is_ordered(self) -> Settings:
         if self.backoff_cap_seconds < self.backoff_base_seconds:

@@ -1,4 +1,5 @@
-"""The ``jobworker`` command: migrate, invoke a handler, run the local stack, benchmarks."""
+"""The ``jobworker`` command: migrate, invoke a handler, run the local stack, road datasets,
+benchmarks."""
 
 from __future__ import annotations
 
@@ -79,6 +80,10 @@ def parser() -> argparse.ArgumentParser:
     dev.add_argument("--no-kick", action="store_true",
                      help="don't wake a poller after an enqueue; rely on the schedule alone")
 
+    from jobworker.dev.roads import add_parser as add_roads_parser
+
+    add_roads_parser(commands)
+
     commands.add_parser("bench", help="benchmarks: jobworker bench SCENARIO --help",
                         add_help=False)
     return root
@@ -94,6 +99,10 @@ def main(argv: list[str] | None = None) -> int:
             return _migrate(args)
         if args.command == "invoke":
             return _invoke(args)
+        if args.command == "roads":
+            from jobworker.dev.roads import run as run_roads
+
+            return run_roads(args)
         return _dev(args)
     except Exception as exc:
         from jobworker.aws.settings import ConfigError

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -39,6 +39,13 @@ from jobworker.routes.solver import (
 from jobworker.routes.travel import TravelError, TravelMatrix, provider_for
 
 Clock = Callable[[], float]
+# The deployment's options for a provider by name (where its data or server is): the job
+# passes them from jobworker.aws.settings; a request adds only its own safe options.
+DeploymentOptions = Callable[[str], Mapping[str, Any]]
+
+
+def no_deployment_options(name: str) -> Mapping[str, Any]:
+    return {}
 _CODES = {"no vehicle has": "skill", "over capacity": "capacity", "no time window": "window"}
 
 
@@ -85,7 +92,8 @@ def _places(request: GenerateRoutesRequest) -> tuple[list[Place], dict[object, i
 
 
 def travel_matrices(request: GenerateRoutesRequest, places: list[Place], *,
-                    deadline: float | None, clock: Clock = time.monotonic
+                    deadline: float | None, clock: Clock = time.monotonic,
+                    deployment: DeploymentOptions = no_deployment_options,
                     ) -> tuple[dict[str, TravelMatrix], dict[str, Any]]:
     """One TravelMatrix per vehicle profile, and what the result says about travel."""
     travel = request.travel
@@ -98,12 +106,15 @@ def travel_matrices(request: GenerateRoutesRequest, places: list[Place], *,
         if deadline is not None and clock() >= deadline:
             raise OutOfTime("the deadline passed while building travel matrices")
         try:
-            provider = provider_for(travel.provider, _options(request, travel.provider, places))
+            provider = provider_for(travel.provider,
+                                    _options(request, travel.provider, places, deployment))
             matrices[profile] = provider.matrix(points, profile, deadline=deadline)
         except TravelError as exc:
+            _name_points(exc, places)
             if not travel.fallback or travel.fallback == travel.provider:
                 raise
-            fallback = provider_for(travel.fallback, _options(request, travel.fallback, places))
+            fallback = provider_for(travel.fallback,
+                                    _options(request, travel.fallback, places, deployment))
             matrices[profile] = fallback.matrix(points, profile, deadline=deadline)
             fell_back, used = True, travel.fallback
             reasons.append(f"{travel.provider} ({profile}): {exc.reason}")
@@ -113,8 +124,22 @@ def travel_matrices(request: GenerateRoutesRequest, places: list[Place], *,
     return matrices, info
 
 
-def _options(request: GenerateRoutesRequest, name: str, places: list[Place]) -> dict[str, Any]:
-    options = dict(request.travel.options()) if name == request.travel.provider else {}
+def _name_points(exc: TravelError, places: list[Place]) -> None:
+    """Say which depot or stop the provider's point numbers are (PointError.points)."""
+    indexes = getattr(exc, "points", ())
+    if indexes:
+        names = ", ".join(
+            f"point {i} is {'depot' if places[i].depot else 'location'} {places[i].id}"
+            for i in indexes)
+        exc.reason = f"{exc.reason} ({names})"
+        exc.args = (exc.reason,)
+
+
+def _options(request: GenerateRoutesRequest, name: str, places: list[Place],
+             deployment: DeploymentOptions = no_deployment_options) -> dict[str, Any]:
+    options = dict(deployment(name))
+    if name == request.travel.provider:
+        options.update(request.travel.options())
     if name == "haversine":
         options.setdefault("speed_kmh", request.settings.speed_kmh)
     if name == "matrix" and request.matrix is not None:
@@ -155,14 +180,17 @@ def _fleet_spec(vehicle: VehicleType, row: dict[object, int], home: str) -> Flee
 
 
 def problem_from_request(request: GenerateRoutesRequest, *, deadline: float | None = None,
-                         clock: Clock = time.monotonic) -> RoutingProblem:
+                         clock: Clock = time.monotonic,
+                         deployment: DeploymentOptions = no_deployment_options,
+                         ) -> RoutingProblem:
     """The solver's view of a request: travel from its provider, reasons for unservable stops.
 
     Raises :class:`TravelError` when travel times cannot be had (and no fallback helps) and
     :class:`OutOfTime` when ``deadline`` passes first.
     """
     places, row = _places(request)
-    travel, info = travel_matrices(request, places, deadline=deadline, clock=clock)
+    travel, info = travel_matrices(request, places, deadline=deadline, clock=clock,
+                                   deployment=deployment)
     distance, duration = {}, {}
     for profile, matrix in travel.items():
         distance[profile], duration[profile] = _integer(matrix, len(places))
@@ -200,7 +228,8 @@ def problem_from_request(request: GenerateRoutesRequest, *, deadline: float | No
     )
 
 
-def attach_geometry(plan: RoutePlan, request: GenerateRoutesRequest) -> RoutePlan:
+def attach_geometry(plan: RoutePlan, request: GenerateRoutesRequest,
+                    deployment: DeploymentOptions = no_deployment_options) -> RoutePlan:
     """Road polylines for the map from the provider that gave the travel times, if it has them.
 
     Best effort: a provider that fails here leaves straight lines (the plan is already made).
@@ -210,7 +239,7 @@ def attach_geometry(plan: RoutePlan, request: GenerateRoutesRequest) -> RoutePla
         return plan
     places, _ = _places(request)
     try:
-        provider = provider_for(name, _options(request, name, places))
+        provider = provider_for(name, _options(request, name, places, deployment))
     except TravelError:
         return plan
     profile_of = {vehicle.id: vehicle.profile for vehicle in request.fleet()}

@@ -64,7 +64,8 @@ def _route_line(route: PlannedRoute) -> Feature:
     return {
         "type": "Feature",
         "geometry": {"type": "LineString", "coordinates": path},
-        "properties": {"role": "route", "stop_count": len(route.stops), **properties},
+        "properties": {"role": "route", "stop_count": len(route.stops),
+                       "on_roads": bool(route.geometry), **properties},
     }
 
 

@@ -29,9 +29,10 @@ def generate_routes(ctx: JobContext) -> JobOutcome:
     """Solve the vehicle routing problem in the payload and store the route group."""
     from uuid import UUID
 
+    from jobworker.aws.settings import settings as deployment_settings
     from jobworker.routes.build import OutOfTime, attach_geometry, problem_from_request
     from jobworker.routes.solver import InfeasibleProblem, setup_seconds, solve
-    from jobworker.routes.travel import TravelError
+    from jobworker.routes.travel import ProviderUnavailable, TravelError
 
     try:
         request = GenerateRoutesRequest.from_payload(ctx.payload)
@@ -39,6 +40,8 @@ def generate_routes(ctx: JobContext) -> JobOutcome:
         raise PermanentJobError(
             f"invalid route request: {describe_validation_error(exc)}"
         ) from None
+    deployment = deployment_settings()
+    request = with_default_travel(request, deployment.travel_provider)
     group, settings = request.location_group, request.settings
     stops = len(group.locations)
     # Setup (matrices, PyVRP's first local search) cannot be cut short: start only with time
@@ -54,16 +57,19 @@ def generate_routes(ctx: JobContext) -> JobOutcome:
     )
     deadline = time.monotonic() + ctx.time_left()
     try:
-        problem = problem_from_request(request, deadline=deadline)
+        problem = problem_from_request(request, deadline=deadline,
+                                       deployment=deployment.travel_options)
         time_limit = max(0.0, min(settings.max_runtime_seconds, ctx.time_left()))
         plan = solve(problem, time_limit_seconds=time_limit, heartbeat=ctx.check_signals)
     except InfeasibleProblem as exc:  # the same request can never succeed: no retry
         raise PermanentJobError(str(exc)) from None
-    except TravelError as exc:
+    except ProviderUnavailable as exc:  # the server or service may answer a later attempt
         raise TransientJobError(f"travel times unavailable: {exc.reason}") from None
+    except TravelError as exc:  # a stop off the roads, a profile without data: for good
+        raise PermanentJobError(f"travel times: {exc.reason}") from None
     except OutOfTime as exc:
         raise TransientJobError(str(exc)) from None
-    plan = attach_geometry(plan, request)
+    plan = attach_geometry(plan, request, deployment.travel_options)
     summary: dict[str, object] = {
         **plan.totals(),
         "stop_reason": plan.solver.stop_reason,
@@ -80,3 +86,16 @@ def generate_routes(ctx: JobContext) -> JobOutcome:
                          plan=plan)
 
     return JobOutcome(result=summary, persist=persist)
+
+
+def with_default_travel(request: GenerateRoutesRequest, provider: str) -> GenerateRoutesRequest:
+    """The request, with the deployment's provider (TRAVEL_PROVIDER) if it names none."""
+    from jobworker.routes.models import TravelSettings
+
+    if request.settings.travel is not None or request.matrix is not None:
+        return request
+    if provider == "haversine":
+        return request
+    travel = TravelSettings(provider=provider)
+    return request.model_copy(
+        update={"settings": request.settings.model_copy(update={"travel": travel})})

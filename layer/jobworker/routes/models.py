@@ -335,6 +335,14 @@ class VehicleType(BaseModel):
         return _as_list(self.capacity)
 
 
+# Provider options a request may not set: where the data or the server is belongs to the
+# deployment (a request naming a path or a URL could read the poller's files or reach hosts
+# inside its network).
+DEPLOYMENT_TRAVEL_OPTIONS = frozenset(
+    {"data", "cache_dir", "url", "urls", "endpoint_url", "region", "client"}
+)
+
+
 class TravelSettings(BaseModel):
     """Where travel times come from: ``provider`` (and its own options), and a fallback."""
 
@@ -343,6 +351,15 @@ class TravelSettings(BaseModel):
     provider: str = Field(default="haversine", min_length=1, max_length=64,
                           pattern=r"^[A-Za-z0-9_.-]+$")
     fallback: str | None = Field(default="haversine", max_length=64)
+
+    @model_validator(mode="after")
+    def _no_deployment_options(self) -> Self:
+        refused = sorted(DEPLOYMENT_TRAVEL_OPTIONS & (self.model_extra or {}).keys())
+        if refused:
+            raise ValueError(
+                f"{', '.join(refused)}: set by the deployment (its settings), not by a request"
+            )
+        return self
 
     def options(self) -> dict[str, Any]:
         return dict(self.model_extra or {})

@@ -11,6 +11,7 @@ raises :class:`TravelError` with a reason a dispatcher can read; the job then fa
 
 from __future__ import annotations
 
+import importlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from jobworker.routes.matrix import Point, haversine_km
 
 FloatMatrix = NDArray[np.float64]
 LatLon = tuple[float, float]
+Polyline = list[LatLon]
 
 
 class TravelError(Exception):
@@ -31,6 +33,12 @@ class TravelError(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class ProviderUnavailable(TravelError):
+    """The provider did not answer (unreachable, overloaded, throttled): a later attempt of the
+    job may succeed. Any other TravelError (a stop off the roads, a profile the provider lacks)
+    would fail the same way again."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,13 @@ class TravelProvider(Protocol):
 
 ProviderFactory = Callable[[Mapping[str, Any]], TravelProvider]
 _PROVIDERS: dict[str, ProviderFactory] = {}
+# The road providers (jobworker.routes.providers) register when their module is imported,
+# which happens the first time a request names them: haversine never loads a routing engine.
+_ROAD_PROVIDERS = {
+    "osrm": "jobworker.routes.providers.osrm",
+    "osrm-http": "jobworker.routes.providers.osrm_http",
+    "amazon-location": "jobworker.routes.providers.amazon_location",
+}
 
 
 def register_provider(name: str, factory: ProviderFactory) -> None:
@@ -67,16 +82,18 @@ def register_provider(name: str, factory: ProviderFactory) -> None:
 
 def provider_for(name: str, options: Mapping[str, Any]) -> TravelProvider:
     """The provider registered as ``name``, built with ``options``; TravelError if unknown."""
+    if name not in _PROVIDERS and name in _ROAD_PROVIDERS:
+        importlib.import_module(_ROAD_PROVIDERS[name])
     try:
         factory = _PROVIDERS[name]
     except KeyError:
-        known = ", ".join(sorted(_PROVIDERS))
+        known = ", ".join(provider_names())
         raise TravelError(f"unknown travel provider {name!r} (known: {known})") from None
     return factory(options)
 
 
 def provider_names() -> list[str]:
-    return sorted(_PROVIDERS)
+    return sorted({*_PROVIDERS, *_ROAD_PROVIDERS})
 
 
 def _past(deadline: float | None) -> bool:
