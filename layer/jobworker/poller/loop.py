@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from jobworker import queue
+from jobworker.aws.logs import log_each
 from jobworker.kinds import JobContext, JobHandler, JobOutcome, JobSignals, handler_for
 from jobworker.poller.heartbeat import Heartbeat
 from jobworker.queue.errors import (
@@ -36,6 +37,7 @@ NO_OUTCOME = JobOutcome()  # what a handler that returns None leaves behind
 COMPLETION_FLUSH_SECONDS = 0.5  # buffered completions are written at least this often
 FIRST_IDLE_WAIT_SECONDS = 0.1  # after work; then 0.2, 0.4, ... up to poll_interval
 ERROR_TEXT_LIMIT = 500
+CLAIM_HORIZON_SECONDS = 1.0  # a claim takes at most about this much work (see claim_limit)
 
 
 @dataclass(frozen=True)
@@ -119,10 +121,14 @@ class DurationEstimate:
         self.overall = _ewma(self.overall, seconds)
 
     def claim_limit(self, seconds_left: float, batch_size: int) -> int:
-        """Slow start: one job until a duration is known, then what fits in the time left."""
+        """Slow start: one job until a duration is known, then what this poller finishes
+        within ``CLAIM_HORIZON_SECONDS`` (and the time left): thousands of no-op jobs, one
+        route job, so long jobs stay in the queue for other pollers instead of waiting
+        behind each other in one poller's batch."""
         if self.overall is None:
             return 1
-        fits = int(seconds_left / max(self.overall, 1e-6))
+        typical = max(self.overall, 1e-6)
+        fits = int(min(seconds_left, CLAIM_HORIZON_SECONDS) / typical)
         return max(1, min(batch_size, fits))
 
     def expected(self, kind: str) -> float:
@@ -199,9 +205,8 @@ class Poller:
         """Run the batch in order; False if time ran out before every job could start."""
         heartbeat = self.heartbeat
         signals = heartbeat.hold_all((job.job_id, job.attempt) for job in jobs)
-        if log.isEnabledFor(logging.INFO):  # a thousand log records are not free
-            for job in jobs:
-                log.info("Found job", extra=_about(job))
+        if log.isEnabledFor(logging.INFO):  # a thousand lines: formatted and written at once
+            log_each(log, logging.INFO, [("Found job", _about(job)) for job in jobs])
         in_time = True
         try:
             for job, job_signals in zip(jobs, signals, strict=True):
@@ -324,10 +329,10 @@ class Poller:
             log.warning("Lost the lease of job; its new owner keeps it",
                         extra={"job_id": str(job_id)})
         if log.isEnabledFor(logging.INFO):
-            for item in done:
-                if item.job_id not in lost:
-                    log.info(f"Job {item.job_id} completed successfully",
-                             extra={"job_id": str(item.job_id), "attempt": item.attempt})
+            log_each(log, logging.INFO, [
+                (f"Job {item.job_id} completed successfully",
+                 {"job_id": str(item.job_id), "attempt": item.attempt})
+                for item in done if item.job_id not in lost])
 
 
 def run_poller(engine: Engine, options: PollerOptions, budget: Budget) -> PollSummary:
