@@ -6,6 +6,7 @@ import io
 import json
 import logging
 import string
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,8 +14,12 @@ import pytest
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sqlalchemy.engine import Engine
 
+from jobworker import queue
 from jobworker.aws.logs import FastFormatter, log_each, make_logger
+from jobworker.poller.loop import Budget, PollerOptions, run_poller
+from jobworker.queue import NewJob
 
 LAMBDA_KEYS = {"cold_start": True, "function_name": "jobworker-poller",
                "function_request_id": "c6af9ac6-7b61-11e6-9a41-93e812345678",
@@ -86,7 +91,9 @@ def test_fast_formatter__keys_added_later_are_printed() -> None:
 def printed() -> Iterator[tuple[logging.Logger, io.StringIO]]:
     """A Powertools Logger (cheap formatter) on a stream, and a jobworker logger using it."""
     stream = io.StringIO()
-    source = make_logger(service="jobworker-logs-test", stream=stream, level="INFO")
+    # A new service name each time: Powertools reuses the handler of a Logger it has seen.
+    source = make_logger(service=f"jobworker-logs-test-{uuid.uuid4().hex[:8]}", stream=stream,
+                         level="INFO")
     source.append_keys(correlation_id="req-1")
     log = logging.getLogger("jobworker.logs_test")
     log.handlers, log.propagate = list(source.handlers), False
@@ -141,3 +148,30 @@ def _without_time(line: dict[str, Any]) -> dict[str, Any]:
 def _halves(lines: list[str]) -> tuple[list[str], list[str]]:
     middle = len(lines) // 2
     return lines[:middle], lines[middle:]
+
+
+def test_poller__prints_each_jobs_three_lines_once_in_order(
+        engine: Engine, printed: tuple[logging.Logger, io.StringIO]) -> None:
+    """Through the batched path (Powertools handler, cheap formatter): every job gets its
+    "Found job", "Starting job" and "completed successfully" line exactly once, in that order,
+    whether its "Starting job" line was printed alone or with a run of short jobs."""
+    log, stream = printed
+    worker = logging.getLogger("jobworker.worker")
+    worker.handlers, worker.propagate = list(log.handlers), False
+    worker.setLevel(logging.INFO)
+    with engine.begin() as conn:
+        ids = queue.create_jobs(conn, [NewJob(kind="noop")] * 60)
+    try:
+        summary = run_poller(engine, PollerOptions(owner="logs-test", batch_size=25,
+                                                   poll_interval=0.2, idle_exit_seconds=0.3),
+                             Budget.seconds(20))
+    finally:
+        worker.handlers, worker.propagate = [], True
+    assert summary.completed == len(ids)
+
+    seen: dict[str, list[str]] = {str(job_id): [] for job_id in ids}
+    for line in map(json.loads, stream.getvalue().splitlines()):
+        if line.get("job_id") in seen:
+            seen[line["job_id"]].append(line["message"].replace(line["job_id"], "<id>"))
+    assert set(map(tuple, seen.values())) == {
+        ("Found job", "Starting job", "Job <id> completed successfully")}

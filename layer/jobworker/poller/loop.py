@@ -29,6 +29,8 @@ from jobworker.queue.errors import (
 from jobworker.queue.progress import Progress
 
 if TYPE_CHECKING:  # SQLAlchemy loads on first use, not on import
+    from uuid import UUID
+
     from sqlalchemy.engine import Connection, Engine
 
 log = logging.getLogger("jobworker.worker")
@@ -37,6 +39,7 @@ NO_OUTCOME = JobOutcome()  # what a handler that returns None leaves behind
 COMPLETION_FLUSH_SECONDS = 0.5  # buffered completions are written at least this often
 FIRST_IDLE_WAIT_SECONDS = 0.1  # after work; then 0.2, 0.4, ... up to poll_interval
 ERROR_TEXT_LIMIT = 500
+SHORT_JOB_SECONDS = 0.001  # "Starting job" lines of such jobs are printed together
 CLAIM_HORIZON_SECONDS = 1.0  # a claim takes at most about this much work (see claim_limit)
 
 
@@ -157,6 +160,7 @@ class Poller:
         self.idle_since: float | None = None
         self.next_wait = FIRST_IDLE_WAIT_SECONDS
         self.handlers: dict[str, JobHandler] = {}
+        self.announced: set[UUID] = set()  # jobs whose "Starting job" line is printed
 
     def run(self) -> PollSummary:
         opts = self.options
@@ -209,7 +213,7 @@ class Poller:
             log_each(log, logging.INFO, [("Found job", _about(job)) for job in jobs])
         in_time = True
         try:
-            for job, job_signals in zip(jobs, signals, strict=True):
+            for index, (job, job_signals) in enumerate(zip(jobs, signals, strict=True)):
                 expected = self.estimate.expected(job.kind)
                 time_left, now = self.budget.left(), time.monotonic()
                 if time_left < max(self.options.min_start_seconds, expected):
@@ -218,6 +222,8 @@ class Poller:
                 if self.pending and (expected == 0.0 or expected > COMPLETION_FLUSH_SECONDS):
                     self._flush(conn)  # finished jobs don't wait behind one that may take long
                 deadline = now + min(self.options.job_timeout_seconds, time_left)
+                if log.isEnabledFor(logging.INFO) and job.job_id not in self.announced:
+                    self._announce_short_run(jobs[index:], time_left, deadline - now)
                 ended = self._execute(job, job_signals, deadline)
                 if not self._record(conn, job, ended):
                     heartbeat.drop(job.job_id)
@@ -233,6 +239,24 @@ class Poller:
                          extra={"released": len(released)})
         return in_time
 
+    def _announce_short_run(self, jobs: list[queue.ClaimedJob], time_left: float,
+                            deadline_seconds: float) -> None:
+        """Print the "Starting job" lines of the run of jobs known to take under
+        ``SHORT_JOB_SECONDS`` at the head of ``jobs``, in one write just before the first starts
+        (each line still comes before its job starts; one record per no-op job would cost
+        more than the job). Only jobs sure to start in time are announced."""
+        run: list[tuple[str, dict[str, Any]]] = []
+        budget = time_left - self.options.min_start_seconds
+        for job in jobs:
+            expected = self.estimate.expected(job.kind)
+            if not 0.0 < expected < SHORT_JOB_SECONDS or budget < expected:
+                break
+            budget -= expected
+            run.append(("Starting job", {**_about(job),
+                                         "deadline_seconds": round(deadline_seconds, 3)}))
+            self.announced.add(job.job_id)
+        log_each(log, logging.INFO, run)
+
     def _handler(self, kind: str) -> JobHandler:
         handler = self.handlers.get(kind)
         if handler is None:
@@ -244,7 +268,9 @@ class Poller:
             job_id=job.job_id, kind=job.kind, payload_json=job.payload_json, attempt=job.attempt,
             max_attempts=job.max_attempts, deadline=deadline, signals=signals,
         )
-        if log.isEnabledFor(logging.INFO):
+        if job.job_id in self.announced:
+            self.announced.discard(job.job_id)  # a retry in this invocation is announced again
+        elif log.isEnabledFor(logging.INFO):
             log.info("Starting job",
                      extra={**_about(job), "deadline_seconds": round(ctx.time_left(), 3)})
         started = time.monotonic()
