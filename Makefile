@@ -21,6 +21,7 @@ test: install lint typecheck pytest
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/cfn-lint template.yaml
 
 typecheck: install
