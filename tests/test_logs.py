@@ -30,7 +30,10 @@ extras = st.dictionaries(
     st.text(string.ascii_lowercase + "_", min_size=1, max_size=8).filter(
         lambda key: key not in {"message", "asctime", "name", "level", "args", "msg",
                                 "module", "lineno"}),
-    st.one_of(st.none(), st.integers(), st.text(max_size=10), st.booleans()), max_size=4)
+    st.one_of(st.none(), st.integers(), st.text(max_size=10), st.booleans(), st.floats(),
+              st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=3),
+                                                                   st.integers(), max_size=2)),
+    max_size=4)
 
 
 def record(message: Any, extra: dict[str, Any], args: Any = None) -> logging.LogRecord:

@@ -64,10 +64,7 @@ class FastFormatter(LambdaPowertoolsFormatter):
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         if options.get("json_serializer") is None:
-            # The parent's default, json.dumps with these options, builds an encoder per call.
-            encoder = json.JSONEncoder(default=self.json_default, separators=(",", ":"),
-                                       indent=self.json_indent, ensure_ascii=False)
-            self.json_serializer = encoder.encode
+            self.json_serializer = _compact_encoder(self.json_default, self.json_indent)
         self._encode: Callable[[Any], str] | None = (
             self.json_serializer if options.get("json_serializer") is None else None)
         self._decode_any = options.get("json_deserializer") is not None
@@ -208,6 +205,29 @@ class FastFormatter(LambdaPowertoolsFormatter):
             return None  # Logger(xray_trace_id=None) turns the key off
         value = os.environ.get(constants.XRAY_TRACE_ID_ENV)
         return value.split(";")[0].replace("Root=", "") if value else None
+
+
+def _compact_encoder(default: Callable[[Any], Any], indent: int | None) -> Callable[[Any], str]:
+    """What the parent's default serializer (``json.dumps(..., default=str, separators=(",",
+    ":"), ensure_ascii=False)``) prints, without building an encoder per line: json.dumps
+    makes a ``JSONEncoder`` and its C encoder at every call, which costs more than encoding a
+    log line. The C encoder is made once here (without the circular-reference check: a
+    self-containing extra then fails with RecursionError instead of ValueError)."""
+    encoder = json.JSONEncoder(default=default, separators=(",", ":"), indent=indent,
+                               ensure_ascii=False)
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None or indent is not None:
+        return encoder.encode
+    chunks = make(None, default, json.encoder.encode_basestring, None, ":", ",", False, False,
+                  True)
+    quote = json.encoder.encode_basestring
+
+    def encode(value: Any) -> str:
+        if type(value) is str:
+            return quote(value)
+        return "".join(chunks(value, 0))
+
+    return encode
 
 
 def _template_getter(template: Any) -> Getter | None:

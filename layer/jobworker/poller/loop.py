@@ -29,8 +29,6 @@ from jobworker.queue.errors import (
 from jobworker.queue.progress import Progress
 
 if TYPE_CHECKING:  # SQLAlchemy loads on first use, not on import
-    from uuid import UUID
-
     from sqlalchemy.engine import Connection, Engine
 
 log = logging.getLogger("jobworker.worker")
@@ -160,7 +158,6 @@ class Poller:
         self.idle_since: float | None = None
         self.next_wait = FIRST_IDLE_WAIT_SECONDS
         self.handlers: dict[str, JobHandler] = {}
-        self.announced: set[UUID] = set()  # jobs whose "Starting job" line is printed
 
     def run(self) -> PollSummary:
         opts = self.options
@@ -212,6 +209,7 @@ class Poller:
         if log.isEnabledFor(logging.INFO):  # a thousand lines: formatted and written at once
             log_each(log, logging.INFO, [("Found job", _about(job)) for job in jobs])
         in_time = True
+        announced_until = 0  # jobs[:announced_until] had their "Starting job" line printed
         try:
             for index, (job, job_signals) in enumerate(zip(jobs, signals, strict=True)):
                 expected = self.estimate.expected(job.kind)
@@ -222,9 +220,11 @@ class Poller:
                 if self.pending and (expected == 0.0 or expected > COMPLETION_FLUSH_SECONDS):
                     self._flush(conn)  # finished jobs don't wait behind one that may take long
                 deadline = now + min(self.options.job_timeout_seconds, time_left)
-                if log.isEnabledFor(logging.INFO) and job.job_id not in self.announced:
-                    self._announce_short_run(jobs[index:], time_left, deadline - now)
-                ended = self._execute(job, job_signals, deadline)
+                if index >= announced_until and log.isEnabledFor(logging.INFO):
+                    announced_until = index + self._announce_short_run(
+                        jobs[index:], time_left, deadline - now)
+                ended = self._execute(job, job_signals, deadline,
+                                      announced=index < announced_until)
                 if not self._record(conn, job, ended):
                     heartbeat.drop(job.job_id)
         finally:
@@ -240,11 +240,11 @@ class Poller:
         return in_time
 
     def _announce_short_run(self, jobs: list[queue.ClaimedJob], time_left: float,
-                            deadline_seconds: float) -> None:
+                            deadline_seconds: float) -> int:
         """Print the "Starting job" lines of the run of jobs known to take under
         ``SHORT_JOB_SECONDS`` at the head of ``jobs``, in one write just before the first starts
         (each line still comes before its job starts; one record per no-op job would cost
-        more than the job). Only jobs sure to start in time are announced."""
+        more than the job). Only jobs sure to start in time are announced; returns how many."""
         run: list[tuple[str, dict[str, Any]]] = []
         budget = time_left - self.options.min_start_seconds
         for job in jobs:
@@ -254,8 +254,8 @@ class Poller:
             budget -= expected
             run.append(("Starting job", {**_about(job),
                                          "deadline_seconds": round(deadline_seconds, 3)}))
-            self.announced.add(job.job_id)
         log_each(log, logging.INFO, run)
+        return len(run)
 
     def _handler(self, kind: str) -> JobHandler:
         handler = self.handlers.get(kind)
@@ -263,14 +263,13 @@ class Poller:
             handler = self.handlers[kind] = handler_for(kind)  # unknown kind: raises
         return handler
 
-    def _execute(self, job: queue.ClaimedJob, signals: JobSignals, deadline: float) -> Ended:
+    def _execute(self, job: queue.ClaimedJob, signals: JobSignals, deadline: float,
+                 announced: bool = False) -> Ended:
         ctx = JobContext(
             job_id=job.job_id, kind=job.kind, payload_json=job.payload_json, attempt=job.attempt,
             max_attempts=job.max_attempts, deadline=deadline, signals=signals,
         )
-        if job.job_id in self.announced:
-            self.announced.discard(job.job_id)  # a retry in this invocation is announced again
-        elif log.isEnabledFor(logging.INFO):
+        if not announced and log.isEnabledFor(logging.INFO):
             log.info("Starting job",
                      extra={**_about(job), "deadline_seconds": round(ctx.time_left(), 3)})
         started = time.monotonic()
@@ -356,9 +355,10 @@ class Poller:
                         extra={"job_id": str(job_id)})
         if log.isEnabledFor(logging.INFO):
             log_each(log, logging.INFO, [
-                (f"Job {item.job_id} completed successfully",
-                 {"job_id": str(item.job_id), "attempt": item.attempt})
-                for item in done if item.job_id not in lost])
+                (f"Job {job_id} completed successfully",
+                 {"job_id": job_id, "attempt": item.attempt})
+                for item in done if item.job_id not in lost
+                for job_id in (str(item.job_id),)])
 
 
 def run_poller(engine: Engine, options: PollerOptions, budget: Budget) -> PollSummary:
