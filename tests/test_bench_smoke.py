@@ -105,6 +105,30 @@ def test_pickup_latency__reports_every_documented_key(capsys: pytest.CaptureFixt
     assert report["kick_reported_by_dev"] == {"kick": True, "no_kick": False}
 
 
+@pytest.mark.bench_smoke
+@pytest.mark.usefixtures("bench_on_test_server")
+def test_many_pollers__every_job_runs_exactly_once(capsys: pytest.CaptureFixture[str]) -> None:
+    report = run_bench(["many-pollers", "--jobs", "60", "--pollers", "3", "--batch-size", "10",
+                        "--invocation-seconds", "1", "--repeat", "1"], capsys)
+
+    assert report["every_job_exactly_once"] is True
+    assert report["jobs_per_s"] is not None
+    assert report["baseline_jobs_per_s"] is not None
+    assert report["claim_p99_ms"] is not None
+
+
+@pytest.mark.bench_smoke
+@pytest.mark.usefixtures("bench_on_test_server")
+def test_enqueue__times_every_path(capsys: pytest.CaptureFixture[str]) -> None:
+    report = run_bench(["enqueue", "--jobs", "5", "--repeat", "1"], capsys)
+
+    assert report["library_per_s"] is not None
+    assert report["library_autocommit_per_s"] is not None
+    assert report["psycopg_insert_per_s"] is not None
+    if _installed("pgqueuer"):
+        assert report["library_single_vs_pgqueuer"] is not None
+
+
 def test_bench__unknown_scenario_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     from bench import main
 
