@@ -1,7 +1,8 @@
 """``jobworker bench SCENARIO [options]``: the benchmarks of issue 5 (and solver quality).
 
 Scenarios: ``throughput``, ``claim-latency``, ``cold-start``, ``pickup-latency``, ``routes``,
-``enqueue``, ``many-pollers``.
+``enqueue``, ``many-pollers``, ``sustained``, ``held-xmin``,
+``log-cost``.
 Each prints a readable table and, with ``--json``, one JSON object as its last stdout line.
 Also runs as ``python -m bench SCENARIO``. Scenario modules load only when asked for.
 """
@@ -20,6 +21,9 @@ SCENARIOS = {
     "routes": "bench.routes",
     "enqueue": "bench.enqueue",
     "many-pollers": "bench.many_pollers",
+    "sustained": "bench.sustained",
+    "held-xmin": "bench.held_xmin",
+    "log-cost": "bench.log_cost",
 }
 
 

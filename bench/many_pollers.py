@@ -73,11 +73,14 @@ def poller_process(url: str, batch_size: int, log_level: str, invocation_seconds
     from jobworker.dev.local import LocalContext, load_handler
 
     ran: list[str] = []
+    ran_at: list[float] = []  # time.monotonic(): one clock for every process on the machine
     claim_ms: list[float] = []
+    claims_at: list[tuple[float, float]] = []
 
     @kinds.job_kind(KIND)
     def ran_once(ctx: kinds.JobContext) -> None:
         ran.append(str(ctx.job_id))
+        ran_at.append(time.monotonic())
 
     claim = queue.claim_batch
 
@@ -87,6 +90,7 @@ def poller_process(url: str, batch_size: int, log_level: str, invocation_seconds
             return claim(*args, **kwargs)
         finally:
             claim_ms.append((time.perf_counter() - started) * 1000)
+            claims_at.append((time.monotonic(), claim_ms[-1]))
 
     queue.claim_batch = timed_claim  # the poller calls queue.claim_batch
     handler = load_handler("poller")
@@ -102,7 +106,8 @@ def poller_process(url: str, batch_size: int, log_level: str, invocation_seconds
         watcher.start()
         handler(dict(SCHEDULE_EVENT), context)
         invocations += 1
-    out.put({"ran": ran, "claim_ms": claim_ms, "invocations": invocations})
+    out.put({"ran": ran, "ran_at": ran_at, "claim_ms": claim_ms, "claims_at": claims_at,
+             "invocations": invocations})
 
 
 def _fill(url: str, jobs: int) -> None:

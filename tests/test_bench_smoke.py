@@ -129,6 +129,41 @@ def test_enqueue__times_every_path(capsys: pytest.CaptureFixture[str]) -> None:
         assert report["library_single_vs_pgqueuer"] is not None
 
 
+SHORT_SUSTAINED = ["--minutes", "0.1", "--rate", "40", "--bucket-seconds", "3",
+                   "--sweep-seconds", "2", "--retention-seconds", "1",
+                   "--invocation-seconds", "2", "--batch-size", "50"]
+
+
+@pytest.mark.bench_smoke
+@pytest.mark.usefixtures("bench_on_test_server")
+def test_sustained__reports_each_period_and_prunes(capsys: pytest.CaptureFixture[str]) -> None:
+    report = run_bench(["sustained", *SHORT_SUSTAINED], capsys)
+
+    assert len(report["per_minute"]) == 2
+    assert report["enqueued"] > 0
+    assert report["pruned"] > 0  # a one-second retention prunes during the run
+    assert all(period["jobs_per_s"] > 0 for period in report["per_minute"])
+
+
+@pytest.mark.bench_smoke
+@pytest.mark.usefixtures("bench_on_test_server")
+def test_held_xmin__reports_the_phases_of_the_hold(capsys: pytest.CaptureFixture[str]) -> None:
+    report = run_bench(["held-xmin", *SHORT_SUSTAINED, "--hold-xmin-seconds", "2"], capsys)
+
+    assert "hold_error" not in report
+    assert report["jobs_per_s_during"] is not None
+    assert report["claim_p99_ms_during"] is not None
+
+
+@pytest.mark.bench_smoke
+def test_log_cost__measures_every_step(capsys: pytest.CaptureFixture[str]) -> None:
+    report = run_bench(["log-cost", "--lines", "1000", "--repeat", "1"], capsys)
+
+    assert set(report["us_per_line"]) == {"powertools", "powertools_encoder_once",
+                                          "fast_formatter", "fast_batched", "warning"}
+    assert all(value > 0 for value in report["us_per_line"].values())
+
+
 def test_bench__unknown_scenario_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     from bench import main
 
