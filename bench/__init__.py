@@ -24,6 +24,7 @@ SCENARIOS = {
     "sustained": "bench.sustained",
     "held-xmin": "bench.held_xmin",
     "log-cost": "bench.log_cost",
+    "prune": "bench.prune",
 }
 
 

@@ -93,12 +93,14 @@ def _sweep_loop(url: str, period: float, retention: float, stop: threading.Event
     """The sweeper every ``period``: its deployed pass, then pruning at ``retention``."""
     from jobworker import queue
     from jobworker.aws.engine import make_engine
+    from jobworker.aws.settings import Settings
     from jobworker.sweeper.sweep import PRUNE_BATCH, sweep
 
     engine = make_engine(url)
     try:
         while not stop.wait(period):
-            sweep(engine, job_timeout_minutes=30, enable_orphan_recovery=True, retention_days=1)
+            sweep(engine, job_timeout_minutes=30, enable_orphan_recovery=True, retention_days=1,
+                  route_retention_days=Settings.model_fields["route_retention_days"].default)
             with engine.begin() as conn:
                 now = conn.exec_driver_sql("SELECT now()").scalar_one()
             shifted = now + timedelta(days=1) - timedelta(seconds=retention)

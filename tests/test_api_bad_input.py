@@ -179,6 +179,21 @@ CASES = [
     case("idempotency_key_too_long", "POST", GENERATE, 422, "validation_error",
          body=generate_body(), headers={"idempotency-key": "k" * 201},
          fields=("header.idempotency-key",)),
+    case("idempotency_key_blank", "POST", GENERATE, 422, "validation_error",
+         body=generate_body(), headers={"idempotency-key": ""},
+         fields=("header.idempotency-key",), says="blank"),
+    case("idempotency_key_blank_on_create", "POST", "/jobs", 422, "validation_error",
+         body={"kind": "noop"}, headers={"idempotency-key": ""},
+         fields=("header.idempotency-key",), says="blank"),
+    case("idempotency_key_only_spaces", "POST", GENERATE, 422, "validation_error",
+         body=generate_body(), headers={"idempotency-key": "   "},
+         fields=("header.idempotency-key",)),
+    case("idempotency_key_not_ascii", "POST", GENERATE, 422, "validation_error",
+         body=generate_body(), headers={"idempotency-key": "commande-été"},
+         fields=("header.idempotency-key",)),
+    case("idempotency_key_control_character", "POST", GENERATE, 422, "validation_error",
+         body=generate_body(), headers={"idempotency-key": "key\tnext"},
+         fields=("header.idempotency-key",)),
     # POST /jobs and /jobs/batch.
     case("unknown_kind", "POST", "/jobs", 422, "validation_error", body={"kind": "make_coffee"},
          fields=("body",), says="make_coffee"),
@@ -273,7 +288,7 @@ def seeded(engine: Engine) -> dict[str, str]:
     with engine.begin() as conn:
         queue.create_job(conn, NewJob(kind="noop"), enqueue=True)
         (claimed,) = queue.claim_batch(conn, owner="seed", limit=5, lease_seconds=60)
-        queue.complete_job(conn, owner="seed", job_id=claimed.job_id, attempt=claimed.attempt)
+        queue.complete_job(conn, owner="seed", job_id=claimed.job_id, token=claimed.token)
         queued, _ = queue.create_job(conn, NewJob(payload=generate_body()), enqueue=True)
         queue.create_job(conn, NewJob(kind="noop"))
         queue.create_job(conn, NewJob(kind="noop", idempotency_key="taken",

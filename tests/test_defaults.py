@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from jobworker.aws.settings import Settings
-from jobworker.poller.loop import CLAIM_HORIZON_SECONDS, DurationEstimate
+from jobworker.poller.estimate import CLAIM_HORIZON_SECONDS, DurationEstimate
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "template.yaml"
 
