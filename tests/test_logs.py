@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 
 from jobworker import queue
 from jobworker.aws.logs import FastFormatter, log_each, make_logger
+from jobworker.poller.clock import SYSTEM_CLOCK
 from jobworker.poller.loop import Budget, PollerOptions, run_poller
 from jobworker.queue import NewJob
 
@@ -160,6 +161,7 @@ def test_poller__prints_each_jobs_three_lines_once_in_order(
     whether its "Starting job" line was printed alone or with a run of short jobs."""
     log, stream = printed
     worker = logging.getLogger("jobworker.worker")
+    saved = worker.handlers, worker.propagate, worker.level
     worker.handlers, worker.propagate = list(log.handlers), False
     worker.setLevel(logging.INFO)
     with engine.begin() as conn:
@@ -167,9 +169,9 @@ def test_poller__prints_each_jobs_three_lines_once_in_order(
     try:
         summary = run_poller(engine, PollerOptions(owner="logs-test", batch_size=25,
                                                    poll_interval=0.2, idle_exit_seconds=0.3),
-                             Budget.seconds(20))
+                             Budget.seconds(SYSTEM_CLOCK, 20))
     finally:
-        worker.handlers, worker.propagate = [], True
+        worker.handlers, worker.propagate, worker.level = saved
     assert summary.completed == len(ids)
 
     seen: dict[str, list[str]] = {str(job_id): [] for job_id in ids}
