@@ -1,7 +1,7 @@
 """``jobworker bench SCENARIO [options]``: the benchmarks of issue 5 (and solver quality).
 
 Scenarios: ``throughput``, ``claim-latency``, ``cold-start``, ``pickup-latency``, ``routes``,
-``roads``.
+``roads``, ``enqueue``, ``many-pollers``, ``sustained``, ``held-xmin``, ``log-cost``, ``prune``.
 Each prints a readable table and, with ``--json``, one JSON object as its last stdout line.
 Also runs as ``python -m bench SCENARIO``. Scenario modules load only when asked for.
 """
@@ -19,6 +19,11 @@ SCENARIOS = {
     "pickup-latency": "bench.pickup_latency",
     "routes": "bench.routes",
     "roads": "bench.roads",
+    "enqueue": "bench.enqueue",
+    "many-pollers": "bench.many_pollers",
+    "sustained": "bench.sustained",
+    "held-xmin": "bench.held_xmin",
+    "log-cost": "bench.log_cost",
     "prune": "bench.prune",
 }
 

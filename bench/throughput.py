@@ -54,11 +54,17 @@ from bench.common import (
     run_scenario,
     say,
 )
+from jobworker.aws.settings import Settings
 
 DEPLOYMENT_LOG_LEVEL = "WARNING"  # what a deployment draining jobs at volume runs with
 DEFAULT_LOG_LEVEL = "INFO"  # Powertools' default
 DEFAULT_BATCH_SIZE = 1000
-PGQUEUER_BATCH_SIZE = 100  # FACTS.md: PgQueuer's best measured setting here
+PGQUEUER_BATCH_SIZE = 1000  # FACTS.md: PgQueuer's best measured setting here (2026-12-02)
+EQUAL_BATCHES = "10,100,1000"  # compared at equal settings, jobworker at INFO
+PGQUEUER_BATCHES = "10,100,1000,5000"  # PgQueuer's sweep, to find its best
+# The 'defaults' row runs what a user who changes nothing gets: the settings' BATCH_SIZE
+# default (tests/test_template.py keeps the template's BatchSize default equal to it).
+TEMPLATE_BATCH_SIZE = int(Settings.model_fields["batch_size"].default)
 PROCRASTINATE_CONCURRENCY = 10
 ENQUEUE_CHUNK = 1000
 # Extended protocol, unnamed statements: planned at every execution, as the poller's own
@@ -473,6 +479,7 @@ class PgQueuer:
     jobs: int
     workers: int
     timeout: float
+    batch_size: int = PGQUEUER_BATCH_SIZE
     installed: bool = False
 
     async def _fill(self) -> None:
@@ -480,9 +487,8 @@ class PgQueuer:
 
         driver = await _pgqueuer_driver(self.url)
         queries = Queries(driver)
-        if not self.installed:
-            await queries.install()
-            self.installed = True
+        if not _scalar(self.url, "SELECT to_regclass('pgqueuer') IS NOT NULL"):
+            await queries.install()  # once per database (the sweep's variants share one)
         _execute(self.url, "TRUNCATE pgqueuer, pgqueuer_log, pgqueuer_statistics")
         left = self.jobs
         while left > 0:
@@ -502,7 +508,7 @@ class PgQueuer:
         except Exception as exc:
             return Drain(None, note=f"PgQueuer unavailable: {type(exc).__name__}: {exc}")
         return _drain_peer(self.url, self.workers, self.timeout, self.jobs,
-                           pgqueuer_process, PGQUEUER_BATCH_SIZE,
+                           pgqueuer_process, self.batch_size,
                            "SELECT max(created), count(*) FROM pgqueuer_log"
                            " WHERE status = 'successful'")
 
@@ -598,8 +604,17 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--jobs", type=int, default=20_000, help="jobs per drain (default 20000)")
     parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
-                        help=f"jobworker's BATCH_SIZE and the ceiling's claim size "
-                             f"(default {DEFAULT_BATCH_SIZE})")
+                        help=f"jobworker's BATCH_SIZE for the headline rows and the ceiling's "
+                             f"claim size (default {DEFAULT_BATCH_SIZE})")
+    parser.add_argument("--batches", default=EQUAL_BATCHES,
+                        help="batch sizes at which jobworker (at INFO, with its per-job lines) "
+                             f"and PgQueuer are compared (default {EQUAL_BATCHES}; '' for none)")
+    parser.add_argument("--pgqueuer-batches", default=PGQUEUER_BATCHES,
+                        help=f"PgQueuer batch sizes swept for its best "
+                             f"(default {PGQUEUER_BATCHES})")
+    parser.add_argument("--template-batch-size", type=int, default=TEMPLATE_BATCH_SIZE,
+                        help="BATCH_SIZE of the 'defaults' row: the template's default "
+                             f"(default {TEMPLATE_BATCH_SIZE})")
     parser.add_argument("--repeat", type=int, default=3,
                         help="interleaved rounds; medians are reported (default 3)")
     parser.add_argument("--systems", default=",".join(SYSTEMS),
@@ -622,32 +637,62 @@ def _peer_problem(module: str) -> str | None:
     return None
 
 
+def _sizes(text: str) -> list[int]:
+    return sorted({int(part) for part in text.split(",") if part.strip()})
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Which drains one round runs: name -> what it measures."""
+
+    jobworker_info: list[int]  # INFO (the template's log level), per batch size
+    jobworker_warning: list[int]  # WARNING, per batch size
+    pgqueuer: list[int]
+    template_batch_size: int
+
+
+def _plan(args: argparse.Namespace, wanted: list[str]) -> Plan:
+    equal = _sizes(args.batches)
+    info = sorted({*equal, args.batch_size, args.template_batch_size}) \
+        if "jobworker_info" in wanted else []
+    warning = sorted({*equal, args.batch_size}) if "jobworker" in wanted else []
+    pgq = sorted({*equal, *_sizes(args.pgqueuer_batches)}) if "pgqueuer" in wanted else []
+    return Plan(info, warning, pgq, args.template_batch_size)
+
+
 def run(args: argparse.Namespace, server: BenchServer) -> dict[str, Any]:
     wanted = [name.strip() for name in args.systems.split(",") if name.strip()]
     unknown = set(wanted) - set(SYSTEMS)
     if unknown:
         raise SystemExit(f"unknown systems: {', '.join(sorted(unknown))}")
+    plan = _plan(args, wanted)
     setting = server.describe()  # load average as the run starts
     jw_url = server.migrated_database("jobworker_bench")
     notes: dict[str, str] = {}
     variants: dict[str, Callable[[], Drain]] = {}
     common = (args.jobs, args.workers)
-    if "jobworker" in wanted:
-        variants["jobworker"] = Jobworker(jw_url, *common, args.batch_size,
-                                          DEPLOYMENT_LOG_LEVEL, args.timeout).run
-    if "jobworker_info" in wanted:
-        variants["jobworker_info"] = Jobworker(jw_url, *common, args.batch_size,
-                                               DEFAULT_LOG_LEVEL, args.timeout).run
-    for name, module, system in (("procrastinate", "procrastinate", Procrastinate),
-                                 ("pgqueuer", "pgqueuer", PgQueuer)):
-        if name not in wanted:
-            continue
-        problem = _peer_problem(module)
+    for size in plan.jobworker_warning:
+        variants[f"jobworker@{size}"] = Jobworker(jw_url, *common, size, DEPLOYMENT_LOG_LEVEL,
+                                                  args.timeout).run
+    for size in plan.jobworker_info:
+        variants[f"jobworker_info@{size}"] = Jobworker(jw_url, *common, size,
+                                                       DEFAULT_LOG_LEVEL, args.timeout).run
+    if "procrastinate" in wanted:
+        problem = _peer_problem("procrastinate")
         if problem:
-            notes[name] = problem
-            continue
-        variants[name] = system(server.create_database(f"{name}_bench"), *common,
-                                args.timeout).run
+            notes["procrastinate"] = problem
+        else:
+            variants["procrastinate"] = Procrastinate(
+                server.create_database("procrastinate_bench"), *common, args.timeout).run
+    if plan.pgqueuer:
+        problem = _peer_problem("pgqueuer")
+        if problem:
+            notes["pgqueuer"] = problem
+        else:
+            pgq_url = server.create_database("pgqueuer_bench")
+            for size in plan.pgqueuer:
+                variants[f"pgqueuer@{size}"] = PgQueuer(pgq_url, *common, args.timeout,
+                                                        batch_size=size).run
     if "ceiling" in wanted:
         filler = Jobworker(jw_url, *common, args.batch_size, DEPLOYMENT_LOG_LEVEL, args.timeout)
         variants["ceiling"] = Ceiling(filler, server.bin_dir / "pgbench").run
@@ -656,7 +701,7 @@ def run(args: argparse.Namespace, server: BenchServer) -> dict[str, Any]:
 
         def api_round() -> Drain:
             api_runs.append(api_enqueue(jw_url, args.api_singles, args.api_batches,
-                                        DEPLOYMENT_LOG_LEVEL))
+                                        DEFAULT_LOG_LEVEL))
             return Drain(None)
 
         variants["api_enqueue"] = api_round
@@ -669,7 +714,8 @@ def run(args: argparse.Namespace, server: BenchServer) -> dict[str, Any]:
             return drain
         return call
 
-    say(f"throughput: {args.jobs} jobs, {args.workers} workers, {args.repeat} rounds")
+    say(f"throughput: {args.jobs} jobs, {args.workers} workers, {args.repeat} rounds, "
+        f"{len(variants)} variants per round")
     results = interleaved(args.repeat, {name: announced(name, fn) for name, fn in variants.items()})
     rates = {name: median([drain.jobs_per_s for drain in drains])
              for name, drains in results.items() if name != "api_enqueue"}
@@ -677,39 +723,82 @@ def run(args: argparse.Namespace, server: BenchServer) -> dict[str, Any]:
         failed = [drain.note for drain in drains if drain.jobs_per_s is None and drain.note]
         if failed:
             notes[name] = failed[0]
-    library_rates = [drain.enqueue_per_s for name in ("jobworker", "jobworker_info")
-                     for drain in results.get(name, [])]
-    ours = rates.get("jobworker")
-    peers = [rate for rate in (rates.get("procrastinate"), rates.get("pgqueuer")) if rate]
-    best_peer = max(peers) if peers else None
-    report: dict[str, Any] = {
+    library_rates = [drain.enqueue_per_s for name, drains in results.items()
+                     if name.startswith("jobworker") for drain in drains]
+    return {**_summary(args, plan, rates, api_runs if "api_enqueue" in variants else None),
+            "enqueue_library_bulk_per_s": rounded(median(library_rates)),
+            "per_round_jobs_per_s": {name: [rounded(drain.jobs_per_s) for drain in drains]
+                                     for name, drains in results.items()
+                                     if name != "api_enqueue"},
+            "notes": notes, **setting}
+
+
+def _best(rates: dict[str, float | None], prefix: str) -> tuple[int | None, float | None]:
+    """(batch size, rate) of the fastest variant named ``prefix@size``."""
+    found = [(rate, int(name.split("@")[1])) for name, rate in rates.items()
+             if name.startswith(prefix + "@") and rate]
+    if not found:
+        return None, None
+    rate, size = max(found)
+    return size, rate
+
+
+def _summary(args: argparse.Namespace, plan: Plan, rates: dict[str, float | None],
+             api_runs: list[dict[str, float | None]] | None) -> dict[str, Any]:
+    at = args.batch_size
+    ours, info = rates.get(f"jobworker@{at}"), rates.get(f"jobworker_info@{at}")
+    pgq_best_size, pgq_best = _best(rates, "pgqueuer")
+    jw_best_size, jw_best = _best(rates, "jobworker_info")
+    _, jw_best_any = _best({**rates, **{k.replace("jobworker@", "jobworker_info@"): v
+                                        for k, v in rates.items() if k.startswith("jobworker@")}},
+                           "jobworker_info")
+    defaults = rates.get(f"jobworker_info@{plan.template_batch_size}")
+    peers = [rate for rate in (rates.get("procrastinate"), pgq_best) if rate]
+    equal = _sizes(args.batches)
+    return {
         "jobworker_jobs_per_s": rounded(ours),
+        "jobworker_info_jobs_per_s": rounded(info),
         "procrastinate_jobs_per_s": rounded(rates.get("procrastinate")),
-        "pgqueuer_jobs_per_s": rounded(rates.get("pgqueuer")),
+        "pgqueuer_jobs_per_s": rounded(pgq_best),
+        "pgqueuer_best_batch_size": pgq_best_size,
         "ceiling_jobs_per_s": rounded(rates.get("ceiling")),
-        "ratio_vs_best_peer": ratio(ours, best_peer),
+        "ratio_vs_best_peer": ratio(ours, max(peers) if peers else None),
         "ratio_vs_ceiling": ratio(ours, rates.get("ceiling")),
+        "info_vs_warning": ratio(info, ours),
+        "equal_batch": {str(size): {
+            "jobworker_info_jobs_per_s": rounded(rates.get(f"jobworker_info@{size}")),
+            "jobworker_warning_jobs_per_s": rounded(rates.get(f"jobworker@{size}")),
+            "pgqueuer_jobs_per_s": rounded(rates.get(f"pgqueuer@{size}")),
+        } for size in equal},
+        "ratio_vs_peer_at_equal_batch": {
+            str(size): ratio(rates.get(f"jobworker_info@{size}"), rates.get(f"pgqueuer@{size}"))
+            for size in equal},
+        "info_vs_warning_at_batch": {
+            str(size): ratio(rates.get(f"jobworker_info@{size}"), rates.get(f"jobworker@{size}"))
+            for size in equal},
+        "pgqueuer_sweep_jobs_per_s": {str(size): rounded(rates.get(f"pgqueuer@{size}"))
+                                      for size in plan.pgqueuer},
+        "jobworker_best_info_batch_size": jw_best_size,
+        "jobworker_best_info_jobs_per_s": rounded(jw_best),
+        "ratio_best_vs_best": ratio(jw_best_any, pgq_best),
+        "ratio_best_info_vs_best": ratio(jw_best, pgq_best),
+        "template_batch_size": plan.template_batch_size,
+        "defaults_jobs_per_s": rounded(defaults),
+        "defaults_vs_best": ratio(defaults, jw_best_any),
         "enqueue_api_single_per_s": rounded(median(
-            [run["single"] for run in api_runs])) if "api_enqueue" in variants else None,
+            [run["single"] for run in api_runs])) if api_runs is not None else None,
         "enqueue_api_batch_per_s": rounded(median(
-            [run["batch"] for run in api_runs])) if "api_enqueue" in variants else None,
-        "enqueue_library_bulk_per_s": rounded(median(library_rates)),
-        "jobworker_info_jobs_per_s": rounded(rates.get("jobworker_info")),
+            [run["batch"] for run in api_runs])) if api_runs is not None else None,
         "jobworker_log_level": DEPLOYMENT_LOG_LEVEL,
         "jobs": args.jobs,
         "workers": args.workers,
-        "batch_size": args.batch_size,
+        "batch_size": at,
         "rounds": args.repeat,
-        "pgqueuer_batch_size": PGQUEUER_BATCH_SIZE,
+        "pgqueuer_batch_size": pgq_best_size,
         "pgqueuer_driver": pgqueuer_driver_name(),
         "procrastinate_concurrency": PROCRASTINATE_CONCURRENCY,
         "ceiling_pgbench_protocol": PGBENCH_PROTOCOL,
-        "per_round_jobs_per_s": {name: [rounded(drain.jobs_per_s) for drain in drains]
-                                 for name, drains in results.items() if name != "api_enqueue"},
-        "notes": notes,
-        **setting,
     }
-    return report
 
 
 def print_report(report: dict[str, Any]) -> None:
@@ -721,7 +810,8 @@ def print_report(report: dict[str, Any]) -> None:
          ratio(report["jobworker_info_jobs_per_s"], ours)),
         (f"procrastinate (async no-op, concurrency {report['procrastinate_concurrency']})",
          report["procrastinate_jobs_per_s"], ratio(report["procrastinate_jobs_per_s"], ours)),
-        (f"PgQueuer ({report['pgqueuer_driver']}, batch {report['pgqueuer_batch_size']})",
+        (f"PgQueuer ({report['pgqueuer_driver']}, its best batch "
+         f"{report['pgqueuer_best_batch_size']})",
          report["pgqueuer_jobs_per_s"], ratio(report["pgqueuer_jobs_per_s"], ours)),
         ("ceiling: pgbench, jobworker's claim + complete SQL", report["ceiling_jobs_per_s"],
          ratio(report["ceiling_jobs_per_s"], ours)),
@@ -730,13 +820,22 @@ def print_report(report: dict[str, Any]) -> None:
                 f"(median of {report['rounds']} interleaved rounds; "
                 f"{report['server']} {report['server_version']})",
                 ("system", "jobs/s", "vs jobworker"), rows)
+    print_table("Equal batch size (jobworker at INFO with its per-job lines)",
+                ("batch", "jobworker INFO", "jobworker WARNING", "PgQueuer", "ratio"),
+                [(size, row["jobworker_info_jobs_per_s"], row["jobworker_warning_jobs_per_s"],
+                  row["pgqueuer_jobs_per_s"], report["ratio_vs_peer_at_equal_batch"][size])
+                 for size, row in report["equal_batch"].items()])
+    print_table("PgQueuer's batch size sweep", ("batch", "jobs/s"),
+                list(report["pgqueuer_sweep_jobs_per_s"].items()))
     print_table("Enqueue", ("path", "jobs/s"), [
         ("API handler, single POST /jobs/generate", report["enqueue_api_single_per_s"]),
         ("API handler, POST /jobs/batch (1,000 per request)", report["enqueue_api_batch_per_s"]),
         ("library queue.create_jobs (1,000 per call)", report["enqueue_library_bulk_per_s"]),
     ])
     print(f"\nratio_vs_best_peer = {report['ratio_vs_best_peer']}, "
-          f"ratio_vs_ceiling = {report['ratio_vs_ceiling']}")
+          f"ratio_best_vs_best = {report['ratio_best_vs_best']}, "
+          f"defaults (BATCH_SIZE={report['template_batch_size']}, INFO) vs best = "
+          f"{report['defaults_vs_best']}, ratio_vs_ceiling = {report['ratio_vs_ceiling']}")
     for name, note in report["notes"].items():
         print(f"note: {name}: {note}")
 

@@ -52,7 +52,7 @@ class Settings(BaseModel):
     enable_orphan_recovery: bool = True
 
     # Queue behaviour.
-    batch_size: int = Field(10, ge=1, le=5000, description="Most jobs one claim takes")
+    batch_size: int = Field(1000, ge=1, le=5000, description="Most jobs one claim takes")
     lease_seconds: float = Field(60.0, ge=1, le=3600)
     max_attempts: int = Field(DEFAULT_MAX_ATTEMPTS, ge=1, le=100)
     backoff_base_seconds: float = Field(DEFAULT_BACKOFF_BASE_SECONDS, ge=0, le=3600)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+CLAIM_HORIZON_SECONDS = 1.0  # a claim takes at most about this much work (see claim_limit)
+
 
 class DurationEstimate:
     """Moving average of job durations, per kind and overall."""
@@ -15,10 +17,13 @@ class DurationEstimate:
         self.overall = _ewma(self.overall, seconds)
 
     def claim_limit(self, seconds_left: float, batch_size: int) -> int:
-        """Slow start: one job until a duration is known, then what fits in the time left."""
+        """Slow start: one job until a duration is known, then what this poller finishes
+        within ``CLAIM_HORIZON_SECONDS`` (and the time left): thousands of no-op jobs, one
+        route job, so long jobs stay in the queue for other pollers instead of waiting
+        behind each other in one poller's batch."""
         if self.overall is None:
             return 1
-        fits = int(seconds_left / max(self.overall, 1e-6))
+        fits = int(min(seconds_left, CLAIM_HORIZON_SECONDS) / max(self.overall, 1e-6))
         return max(1, min(batch_size, fits))
 
     def expected(self, kind: str) -> float:

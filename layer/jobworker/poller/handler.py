@@ -6,11 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from jobworker.aws.logs import make_logger
 from jobworker.aws.observability import (
     MAX_VALUES_PER_METRIC,
     record_database_unavailable,
@@ -23,7 +24,7 @@ from jobworker.poller.loop import run_poller
 from jobworker.poller.options import PollerOptions
 from jobworker.poller.outcomes import PollSummary
 
-logger = Logger()
+logger = make_logger()  # Powertools' Logger, with the cheaper formatter
 metrics = Metrics()
 copy_config_to_registered_loggers(source_logger=logger, include={"jobworker"})
 

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from jobworker import queue
+from jobworker.aws.logs import log_each
 from jobworker.kinds import JobContext, JobHandler, JobOutcome, handler_for
 from jobworker.poller.clock import Budget
 from jobworker.poller.estimate import DurationEstimate
@@ -51,6 +52,7 @@ START_CHUNK_SECONDS = COMPLETION_FLUSH_SECONDS  # jobs marked started at once: t
 # The claim marks only the first job started: it cannot see kinds, and a batch of fast jobs
 # with one slow job in front would have them all marked while the slow one runs.
 CLAIM_STARTS = 1
+SHORT_JOB_SECONDS = 0.001  # "Starting job" lines of such jobs are printed together
 FIRST_IDLE_WAIT_SECONDS = 0.1  # after work; then 0.2, 0.4, ... up to poll_interval
 
 
@@ -125,10 +127,10 @@ class Poller:
         self.marked = {job.job_id for job in jobs if job.started}
         self.refused = set()
         ran: set[UUID] = set()
-        if log.isEnabledFor(logging.INFO):  # a thousand log records are not free
-            for job in jobs:
-                log.info("Found job", extra=about(job))
+        if log.isEnabledFor(logging.INFO):  # a thousand lines: formatted and written at once
+            log_each(log, logging.INFO, [("Found job", about(job)) for job in jobs])
         in_time = True
+        announced_until = 0  # jobs[:announced_until] had their "Starting job" line printed
         try:
             for index, (job, job_flags) in enumerate(zip(jobs, flags, strict=True)):
                 if job.job_id in self.refused:
@@ -146,7 +148,11 @@ class Poller:
                     self._flush(ledger)  # finished jobs don't wait behind one that may take long
                 ran.add(job.job_id)
                 deadline = self.clock.now() + min(self.options.job_timeout_seconds, time_left)
-                ended = self._execute(job, job_flags, deadline)
+                if index >= announced_until and log.isEnabledFor(logging.INFO):
+                    announced_until = index + self._announce_short_run(
+                        jobs[index:], time_left, deadline - self.clock.now())
+                ended = self._execute(job, job_flags, deadline,
+                                      announced=index < announced_until)
                 self._record(ledger, job, ended)
         finally:
             self._flush(ledger)
@@ -170,13 +176,35 @@ class Poller:
                 chunk.append((job.job_id, job.token))
         return chunk
 
+    def _announce_short_run(self, jobs: list[queue.ClaimedJob], time_left: float,
+                            deadline_seconds: float) -> int:
+        """Print the "Starting job" lines of the run of jobs at the head of ``jobs`` that are
+        marked started and known to take under ``SHORT_JOB_SECONDS``, in one write just
+        before the first starts (each line still comes before its job starts; one record per
+        no-op job would cost more than the job). Only jobs sure to start in time are
+        announced (a lease lost or a cancel arriving in the microseconds between the line and
+        the start still ends the job unstarted, as for any job); returns how many."""
+        run: list[tuple[str, dict[str, Any]]] = []
+        budget = time_left - self.options.min_start_seconds
+        for job in jobs:
+            expected = self.estimate.expected(job.kind)
+            if (job.job_id not in self.marked or job.job_id in self.refused
+                    or not 0.0 < expected < SHORT_JOB_SECONDS or budget < expected):
+                break
+            budget -= expected
+            run.append(("Starting job", {**about(job),
+                                         "deadline_seconds": round(deadline_seconds, 3)}))
+        log_each(log, logging.INFO, run)
+        return len(run)
+
     def _handler(self, kind: str) -> JobHandler:
         handler = self.handlers.get(kind)
         if handler is None:
             handler = self.handlers[kind] = handler_for(kind)  # unknown kind: raises
         return handler
 
-    def _execute(self, job: queue.ClaimedJob, flags: LeaseFlags, deadline: float) -> Ended:
+    def _execute(self, job: queue.ClaimedJob, flags: LeaseFlags, deadline: float,
+                 announced: bool = False) -> Ended:
         if flags.lease_lost:
             return Ended("lost")
         if flags.cancel_requested:  # checked before it starts: a kind need not checkpoint
@@ -185,7 +213,7 @@ class Poller:
             job_id=job.job_id, kind=job.kind, payload_json=job.payload_json, attempt=job.attempt,
             max_attempts=job.max_attempts, deadline=deadline, signals=flags, clock=self.clock,
         )
-        if log.isEnabledFor(logging.INFO):
+        if not announced and log.isEnabledFor(logging.INFO):
             log.info("Starting job",
                      extra={**about(job), "deadline_seconds": round(ctx.time_left(), 3)})
         started = self.clock.now()

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from jobworker import queue
+from jobworker.aws.logs import log_each
 from jobworker.kinds import JobOutcome
 from jobworker.poller.failures import Failure, classify
 from jobworker.poller.options import PollerOptions
@@ -175,10 +176,10 @@ class Ledger:
                 self.lost(job_id)
             done_ok = [item for item in done if item.job_id not in flushed.lost]
             self.summary.completed += len(done_ok)
-            if log.isEnabledFor(logging.INFO):
-                for item in done_ok:
-                    log.info(f"Job {item.job_id} completed successfully",
-                             extra={"job_id": str(item.job_id)})
+            if log.isEnabledFor(logging.INFO):  # the batch's lines in one write
+                log_each(log, logging.INFO, [
+                    (f"Job {job_id} completed successfully", {"job_id": job_id})
+                    for item in done_ok for job_id in (str(item.job_id),)])
         for job_id in flushed.not_started:
             self.lost(job_id)
         for job_id in flushed.cancelled:

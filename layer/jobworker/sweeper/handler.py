@@ -8,17 +8,18 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from jobworker.aws.logs import make_logger
 from jobworker.aws.observability import record_database_unavailable, traced
 from jobworker.aws.runtime import drop_connections, get_engine, get_settings
 from jobworker.queue.errors import is_database_unavailable
 from jobworker.sweeper.sweep import SweepSummary, sweep
 
-logger = Logger()
+logger = make_logger()  # Powertools' Logger, with the cheaper formatter
 metrics = Metrics()
 copy_config_to_registered_loggers(source_logger=logger, include={"jobworker"})
 log = logging.getLogger("jobworker.sweeper")
