@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -14,7 +15,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from jobworker.api import http, service
+from jobworker.api import http, service, ui
 from jobworker.api.models import (
     BatchRequest,
     BatchResponse,
@@ -23,6 +24,7 @@ from jobworker.api.models import (
     JobPage,
     JobView,
     StatsView,
+    ThroughputView,
     decode_cursor,
     encode_cursor,
 )
@@ -113,6 +115,13 @@ def stats() -> StatsView:
     return StatsView.of(service.queue_stats())
 
 
+@app.get("/jobs/throughput")
+def throughput(minutes: Annotated[int, Query(ge=1, le=24 * 60)] = 60) -> ThroughputView:
+    """Jobs finished per minute over the last ``minutes`` (the dashboard's chart)."""
+    since = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=minutes - 1)
+    return ThroughputView.of(since, service.finished_per_minute(since=since))
+
+
 @app.get("/jobs")
 def list_jobs(progress: Annotated[Progress | None, Query()] = None,
               kind: Annotated[str | None, Query(max_length=100, pattern=NO_NUL)] = None,
@@ -130,9 +139,11 @@ def list_jobs(progress: Annotated[Progress | None, Query()] = None,
 
 
 @app.get("/jobs/<job_id>")
-def get_job(job_id: UUID) -> JobView:
+def get_job(job_id: UUID,
+            include_payload: Annotated[bool, Query(description="Add the job's payload")] = False,
+            ) -> JobView:
     """The seed's status call."""
-    return JobView.of(service.get_job(job_id))
+    return JobView.of(service.get_job(job_id), with_payload=include_payload)
 
 
 @app.get("/jobs/<job_id>/routes")
@@ -147,6 +158,28 @@ def health() -> Response[str]:
     service.check_database()
     return Response(200, content_types.APPLICATION_JSON,
                     HealthView(status="ok", database="ok").model_dump_json())
+
+
+@app.get("/ui", include_in_schema=False)
+def ui_root() -> Response[str]:
+    return Response(308, content_types.TEXT_PLAIN, "", headers={"Location": "/ui/index.html"})
+
+
+@app.get("/ui/<name>", include_in_schema=False)
+@app.get("/ui/vendor/<name>", include_in_schema=False)
+def ui_file(name: str) -> Response[str]:
+    """The dashboard (static files; the page calls the API like any client)."""
+    if name == "config.json":
+        from jobworker.aws.runtime import get_settings
+
+        return Response(200, content_types.APPLICATION_JSON,
+                        ui.page_config(get_settings().tile_url))
+    path = app.current_event.path
+    found = ui.static_file(f"vendor/{name}" if "/ui/vendor/" in path else name)
+    if found is None:
+        return http.error_response(404, "not_found", f"no such file of the dashboard: {name}")
+    body, content_type = found
+    return Response(200, content_type, body, headers={"Cache-Control": "no-cache"})
 
 
 @app.get("/openapi.json", include_in_schema=False)

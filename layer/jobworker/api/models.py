@@ -19,7 +19,7 @@ from pydantic import (
 )
 
 from jobworker.kinds import kind_spec
-from jobworker.queue import DEFAULT_KIND, Job, QueueStats
+from jobworker.queue import DEFAULT_KIND, FinishedMinute, Job, QueueStats
 from jobworker.queue.errors import PermanentJobError
 from jobworker.queue.progress import Progress
 
@@ -86,7 +86,7 @@ class AttemptView(BaseModel):
 
 
 class JobView(BaseModel):
-    """A job as the API shows it (the payload is left out: it can be large)."""
+    """A job as the API shows it (the payload only when asked for: it can be large)."""
 
     job_id: UUID
     kind: str
@@ -105,9 +105,12 @@ class JobView(BaseModel):
     result: Any
     attempt_history: list[AttemptView]
     links: dict[str, str]
+    lease_owner: str | None = Field(None, description="The worker running it (RUNNING only)")
+    lease_expires_at: datetime | None = None
+    payload: dict[str, Any] | None = Field(None, description="With ?include_payload=true")
 
     @classmethod
-    def of(cls, job: Job) -> JobView:
+    def of(cls, job: Job, *, with_payload: bool = False) -> JobView:
         links = {"self": f"/jobs/{job.job_id}"}
         if job.kind == DEFAULT_KIND:
             links["routes"] = f"/jobs/{job.job_id}/routes"
@@ -118,7 +121,8 @@ class JobView(BaseModel):
             updated_at=job.updated_at, route_group_id=job.route_group_id,
             cancel_requested=job.cancel_requested, error=job.error, result=job.result,
             attempt_history=[AttemptView.model_validate(item) for item in job.attempt_history],
-            links=links,
+            links=links, lease_owner=job.lease_owner, lease_expires_at=job.lease_expires_at,
+            payload=job.payload if with_payload else None,
         )
 
 
@@ -139,6 +143,28 @@ class StatsView(BaseModel):
             queue_depth=stats.queue_depth,
             oldest_queued_age_seconds=stats.oldest_queued_age_seconds,
         )
+
+
+class MinuteCounts(BaseModel):
+    minute: datetime = Field(description="Start of the minute (UTC)")
+    completed: int = 0
+    failed: int = 0
+    cancelled: int = 0
+
+
+class ThroughputView(BaseModel):
+    """Jobs finished per minute (from ``finished_at``); minutes in which none ended are absent."""
+
+    since: datetime
+    minutes: list[MinuteCounts]
+
+    @classmethod
+    def of(cls, since: datetime, rows: list[FinishedMinute]) -> ThroughputView:
+        by_minute: dict[datetime, MinuteCounts] = {}
+        for row in rows:
+            counts = by_minute.setdefault(row.minute, MinuteCounts(minute=row.minute))
+            setattr(counts, row.progress.value.lower(), row.jobs)
+        return cls(since=since, minutes=list(by_minute.values()))
 
 
 class HealthView(BaseModel):
