@@ -32,7 +32,7 @@ NOT_SET_IN_AWS = {
     "safety_margin_seconds": "default margin before the Lambda's limit",
     "db_pool_size": "a Lambda container needs the default (one connection, plus the heartbeat)",
 }
-API_ONLY = {"max_body_bytes", "poller_function_name"}
+API_ONLY = {"max_body_bytes", "poller_function_name", "tile_url"}
 POWERTOOLS = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
 
 

@@ -166,7 +166,6 @@ def ui_root() -> Response[str]:
 
 
 @app.get("/ui/<name>", include_in_schema=False)
-@app.get("/ui/vendor/<name>", include_in_schema=False)
 def ui_file(name: str) -> Response[str]:
     """The dashboard (static files; the page calls the API like any client)."""
     if name == "config.json":
@@ -174,8 +173,16 @@ def ui_file(name: str) -> Response[str]:
 
         return Response(200, content_types.APPLICATION_JSON,
                         ui.page_config(get_settings().tile_url))
-    path = app.current_event.path
-    found = ui.static_file(f"vendor/{name}" if "/ui/vendor/" in path else name)
+    return _ui_answer(name)
+
+
+@app.get("/ui/vendor/<name>", include_in_schema=False)
+def ui_vendor_file(name: str) -> Response[str]:
+    return _ui_answer(f"vendor/{name}")
+
+
+def _ui_answer(name: str) -> Response[str]:
+    found = ui.static_file(name)
     if found is None:
         return http.error_response(404, "not_found", f"no such file of the dashboard: {name}")
     body, content_type = found

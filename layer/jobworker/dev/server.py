@@ -74,6 +74,10 @@ def request_to_event(method: str, target: str, headers: dict[str, str], body: by
 class ApiRequestHandler(BaseHTTPRequestHandler):
     api: LambdaHandler
     server_version = "jobworker-dev"
+    # One request at a time through the handler, as in one Lambda container: the resolver keeps
+    # the current event in module state, so concurrent requests (a page's parallel fetches)
+    # would answer each other's routes.
+    api_lock = threading.Lock()
 
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -81,7 +85,8 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         event = request_to_event(self.command, self.path, dict(self.headers.items()), body,
                                  source_ip=self.client_address[0],
                                  host=self.headers.get("Host", "127.0.0.1"))
-        answer = self.api(event, LocalContext("jobworker-api", timeout_seconds=30))
+        with self.api_lock:
+            answer = self.api(event, LocalContext("jobworker-api", timeout_seconds=30))
         payload = answer.get("body") or ""
         data = base64.b64decode(payload) if answer.get("isBase64Encoded") else payload.encode()
         self.send_response(int(answer.get("statusCode", 200)))

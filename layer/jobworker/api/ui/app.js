@@ -57,6 +57,7 @@
 
   function age(seconds) {
     if (seconds === null || seconds === undefined) return "none";
+    if (seconds < 0) return "not yet due";
     if (seconds < 90) return `${Math.round(seconds)} s`;
     if (seconds < 5400) return `${Math.round(seconds / 60)} min`;
     return `${(seconds / 3600).toFixed(1)} h`;
@@ -82,7 +83,7 @@
           detail.message || detail.type || "invalid"))) : null);
   }
 
-  function show(...nodes) { view.replaceChildren(...nodes); }
+  function show(...nodes) { view.replaceChildren(...nodes.flat()); }
 
   function later(fn, ms) { clearTimeout(refreshTimer); refreshTimer = setTimeout(fn, ms); }
 

@@ -167,12 +167,15 @@
       L.marker([item.lat, item.lon], { icon, title: `${item.id}: ${item.reason}` }).addTo(map);
     }
     map.fitBounds(L.latLngBounds(allPoints(m)).pad(0.08), { maxZoom: 16 });
+    el.appendChild(boundsLabel(m));
     const readout = document.createElement("div");
     readout.className = "map-coords";
+    const show = (latlng) => {
+      readout.textContent = `${latlng.lat.toFixed(5)}, ${latlng.lng.toFixed(5)}`;
+    };
+    show(map.getCenter());
     el.appendChild(readout);
-    map.on("mousemove", (event) => {
-      readout.textContent = `${event.latlng.lat.toFixed(5)}, ${event.latlng.lng.toFixed(5)}`;
-    });
+    map.on("mousemove", (event) => show(event.latlng));
     return map;
   }
 
@@ -239,12 +242,19 @@
       svgElement("title", {}, mark).textContent = `${item.id}: ${item.reason}`;
     }
     drawScale(svg, m, scale, height);
-    const [south, north] = [Math.min(...allPoints(m).map((p) => p[0])), Math.max(...allPoints(m).map((p) => p[0]))];
-    const [west, east] = [Math.min(...allPoints(m).map((p) => p[1])), Math.max(...allPoints(m).map((p) => p[1]))];
-    const bounds = document.createElement("div");
-    bounds.className = "map-bounds";
-    bounds.textContent = `${north.toFixed(4)}N ${west.toFixed(4)}E … ${south.toFixed(4)}N ${east.toFixed(4)}E`;
-    el.appendChild(bounds);
+    el.appendChild(boundsLabel(m));
+  }
+
+  // The corners of what is drawn, for a map without tiles to read places from.
+  function boundsLabel(m) {
+    const points = allPoints(m);
+    const lats = points.map((p) => p[0]);
+    const lons = points.map((p) => p[1]);
+    const label = document.createElement("div");
+    label.className = "map-bounds";
+    label.textContent = `lat ${Math.min(...lats).toFixed(4)} to ${Math.max(...lats).toFixed(4)}, ` +
+      `lon ${Math.min(...lons).toFixed(4)} to ${Math.max(...lons).toFixed(4)}`;
+    return label;
   }
 
   // A scale bar with a round length: Mercator degrees per pixel, in metres at the centre.
