@@ -47,6 +47,7 @@ test: install browser lint typecheck pytest
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/cfn-lint template.yaml
 
 typecheck: install

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from jobworker.kinds import JobContext, JobOutcome, job_kind
+from jobworker.kinds.registry import JobContext, JobOutcome, job_kind
 from jobworker.queue.errors import PermanentJobError, TransientJobError
 
 
