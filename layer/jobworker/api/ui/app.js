@@ -259,7 +259,7 @@
     const mapBox = h("div", { id: "map" });
     const summary = table([["Route"], ["Stops", "num"], ["Load", "num"], ["km", "num"], ["Minutes", "num"]],
       m.routes.map((r) => h("tr", { "data-vehicle": r.vehicle },
-        h("td", {}, h("span", { class: "swatch", style: `background:${r.colour}` }), `vehicle ${r.vehicle}`),
+        h("td", {}, h("span", { class: "swatch", style: `background:${r.colour}` }), `vehicle ${r.vehicle}`, r.type && r.type !== "vehicle" ? ` (${r.type})` : ""),
         h("td", { class: "num" }, r.stops.length), h("td", { class: "num" }, r.load ?? ""),
         h("td", { class: "num" }, fixed(r.km, 2)), h("td", { class: "num" }, fixed(r.minutes, 0)))));
     const perRoute = m.routes.map((r) => h("details", { open: m.routes.length <= 4 },

@@ -51,19 +51,26 @@
   // richer route answer adds (unassigned stops with reasons, per-stop wait and departure).
   function model(json, geo) {
     const routes = new Map();
-    const out = { depot: null, routes: [], unassigned: [], totals: {} };
+    const out = { depots: [], routes: [], unassigned: [], totals: {} };
+    const addDepot = (lat, lon, id) => {
+      if (!out.depots.some((d) => d.lat === lat && d.lon === lon)) out.depots.push({ lat, lon, id });
+    };
     const routeFor = (vehicle) => {
       if (!routes.has(vehicle)) {
-        routes.set(vehicle, { vehicle, path: null, stops: [], load: null, km: null,
-                              minutes: null });
+        routes.set(vehicle, { vehicle, type: null, path: null, stops: [], load: null,
+                              km: null, minutes: null, start: null, end: null });
       }
       return routes.get(vehicle);
     };
     if (json) {
-      if (json.depot) out.depot = { lat: json.depot.lat, lon: json.depot.lon };
+      if (json.depot) addDepot(json.depot.lat, json.depot.lon, "depot");
+      for (const depot of json.depots || []) addDepot(depot.lat, depot.lon, depot.id);
       for (const raw of json.routes || []) {
         const route = routeFor(String(raw.vehicle));
         route.stops = (raw.stops || []).map((stop, i) => stopOf(stop, i + 1));
+        route.type = raw.vehicle_type ?? null;
+        route.start = raw.start ?? null;
+        route.end = raw.end ?? null;
         route.load = raw.load ?? null;
         route.km = raw.distance_km ?? null;
         route.minutes = raw.duration_minutes ?? null;
@@ -82,7 +89,7 @@
       if (geometry.type === "Point") {
         const [lon, lat] = geometry.coordinates;
         if (role === "depot") {
-          out.depot = { lat, lon };
+          addDepot(lat, lon, props.depot_id ?? "depot");
         } else if (role.startsWith("unassigned")) {
           const id = idOf(props);
           const known = out.unassigned.find((item) => item.id === id);
@@ -111,8 +118,14 @@
     out.routes.forEach((route, i) => {
       route.colour = colour(i);
       if (!route.path) {
-        const home = out.depot ? [[out.depot.lat, out.depot.lon]] : [];
-        route.path = [...home, ...route.stops.map((stop) => [stop.lat, stop.lon]), ...home];
+        // Straight lines: from the route's start (or the only depot), through its stops, to
+        // its end (none for an open route).
+        const only = out.depots.length === 1 ? out.depots[0] : null;
+        const start = route.start || only;
+        const end = route.start || route.end ? route.end : only;
+        route.path = [...(start ? [[start.lat, start.lon]] : []),
+                      ...route.stops.map((stop) => [stop.lat, stop.lon]),
+                      ...(end ? [[end.lat, end.lon]] : [])];
       }
     });
     return out;
@@ -120,7 +133,7 @@
 
   function allPoints(m) {
     const points = [];
-    if (m.depot) points.push([m.depot.lat, m.depot.lon]);
+    for (const depot of m.depots) points.push([depot.lat, depot.lon]);
     for (const route of m.routes) points.push(...route.path);
     for (const item of m.unassigned) if (item.lat !== undefined) points.push([item.lat, item.lon]);
     return points.length ? points : [[0, 0]];
@@ -156,9 +169,9 @@
           .bindTooltip(stopLabel(stop)).addTo(map);
       }
     }
-    if (m.depot) {
+    for (const depot of m.depots) {
       const icon = L.divIcon({ className: "jw-depot", iconSize: [20, 20], html: "<span></span>" });
-      L.marker([m.depot.lat, m.depot.lon], { icon, title: "depot" }).addTo(map);
+      L.marker([depot.lat, depot.lon], { icon, title: `depot ${depot.id}` }).addTo(map);
     }
     for (const item of m.unassigned) {
       if (item.lat === undefined) continue;
@@ -228,10 +241,11 @@
         svgElement("title", {}, group).textContent = stopLabel(stop);
       }
     }
-    if (m.depot) {
-      const [x, y] = toScreen([m.depot.lat, m.depot.lon]);
-      svgElement("rect", { x: x - 8, y: y - 8, width: 16, height: 16, class: "jw-depot",
-                           fill: "#1d2330", stroke: "#fff", "stroke-width": 2 }, svg);
+    for (const depot of m.depots) {
+      const [x, y] = toScreen([depot.lat, depot.lon]);
+      const mark = svgElement("rect", { x: x - 8, y: y - 8, width: 16, height: 16,
+        class: "jw-depot", fill: "#1d2330", stroke: "#fff", "stroke-width": 2 }, svg);
+      svgElement("title", {}, mark).textContent = `depot ${depot.id}`;
     }
     for (const item of m.unassigned) {
       if (item.lat === undefined) continue;
