@@ -1,7 +1,9 @@
 """``jobworker bench routes FILE.vrp --seconds S [--json] [--seed N]``: solver quality, measured.
 
 Runs the job's own solver entry point (:func:`jobworker.routes.solver.solve`) on a VRPLIB CVRP
-file and compares the cost with the optimum or best known cost from its COMMENT line. With
+or CVRPTW (LKH-3/Solomon dialect, or the classic Solomon layout) file and compares the cost
+with the optimum or best known cost from its COMMENT line (or a ``.sol`` file beside it). The
+report states the conventions applied (rounding, fleet; see :mod:`jobworker.routes.vrplib`). With
 ``--json`` the last line printed is one JSON object (``cost``, ``optimum``, ``gap_pct``,
 ``seconds``, ``feasible``, ...). Exit status 0 when a feasible plan was found, 1 when not, 2
 for a file it cannot read. Also runs as ``python -m bench.routes``.
@@ -25,14 +27,14 @@ def _parser() -> argparse.ArgumentParser:
         prog="jobworker bench routes",
         description="Solve a VRPLIB CVRP instance with the job's solver; report the gap.",
     )
-    parser.add_argument("file", type=Path, help="VRPLIB file (CVRP, EUC_2D)")
+    parser.add_argument("file", type=Path, help="VRPLIB file (CVRP or CVRPTW, EUC_2D)")
     parser.add_argument("--seconds", type=float, default=10.0, help="time limit (default 10)")
     parser.add_argument("--seed", type=int, default=None, help="solver seed (default 0)")
     parser.add_argument("--json", action="store_true", help="end with one JSON line")
     parser.add_argument(
         "--unlimited-fleet",
         action="store_true",
-        help="ignore the -kN vehicle count of the name (the X set's best solutions need this)",
+        help="ignore a VEHICLES limit too (the name's -kN never caps the fleet)",
     )
     return parser
 
@@ -46,9 +48,9 @@ def gap_pct(cost: float | None, optimum: float | None) -> float | None:
 
 def run(file: Path, seconds: float, seed: int | None, unlimited_fleet: bool) -> dict[str, Any]:
     """Solve one instance; the report is what ``--json`` prints."""
-    problem, instance = read_problem(file, unlimited_fleet=unlimited_fleet)
+    problem, instance, conventions = read_problem(file, unlimited_fleet=unlimited_fleet)
     started = time.perf_counter()
-    cost: int | None = None
+    cost: float | None = None
     routes: int | None = None
     iterations: int | None = None
     error: str | None = None
@@ -57,10 +59,14 @@ def run(file: Path, seconds: float, seed: int | None, unlimited_fleet: bool) -> 
     except InfeasibleProblem as exc:
         error = str(exc)
     else:
-        cost, routes, iterations = plan.solver.cost, plan.vehicles_used, plan.solver.iterations
+        routes, iterations = plan.vehicles_used, plan.solver.iterations
+        # The objective is the distance in solver units: the instance's units (CVRP) or
+        # tenths of them (CVRPTW, DIMACS truncation); reported in the instance's units.
+        cost = None if plan.solver.cost is None else plan.solver.cost / problem.cost_scale
     elapsed = time.perf_counter() - started
     return {
         "instance": instance.name,
+        "type": instance.kind,
         "customers": problem.size,
         "vehicles": problem.vehicles,
         "capacity": problem.capacity,
@@ -73,6 +79,7 @@ def run(file: Path, seconds: float, seed: int | None, unlimited_fleet: bool) -> 
         "routes": routes,
         "iterations": iterations,
         "error": error,
+        "conventions": conventions.to_dict(),
     }
 
 
@@ -101,6 +108,8 @@ def _table(report: dict[str, Any]) -> str:
         "  ".join(value.rjust(width) for value, width in zip(values, widths, strict=True))
         for values in (_COLUMNS, row)
     ]
+    conventions = report["conventions"]
+    lines.append(f"rounding: {conventions['rounding']}; fleet: {conventions['fleet']}")
     if report["error"]:
         lines.append(report["error"])
     return "\n".join(lines)

@@ -360,28 +360,49 @@ UPDATE jobs
 RETURNING {job_columns};
 
 -- name: route_group_get
-SELECT route_group_id, job_id, created_at, depot_lat, depot_lon, solver, notes
+SELECT route_group_id, job_id, created_at, depot_lat, depot_lon, solver, notes, travel, depots
   FROM route_groups
  WHERE route_group_id = :route_group_id;
 
 -- name: route_group_insert
 INSERT INTO route_groups (job_id, depot_lat, depot_lon, total_distance_km,
-                          total_duration_minutes, vehicles_used, locations_served, solver, notes)
+                          total_duration_minutes, vehicles_used, locations_served, solver, notes,
+                          total_cost, locations_unassigned, travel, depots)
 VALUES (:job_id, :depot_lat, :depot_lon, :total_distance_km, :total_duration_minutes,
-        :vehicles_used, :locations_served, CAST(:solver AS jsonb), CAST(:notes AS jsonb))
+        :vehicles_used, :locations_served, CAST(:solver AS jsonb), CAST(:notes AS jsonb),
+        :total_cost, :locations_unassigned, CAST(:travel AS jsonb), CAST(:depots AS jsonb))
 RETURNING route_group_id;
 
 -- name: route_insert_many
+-- Per-dimension loads travel as JSON arrays of arrays (unnest cannot take a 2-D array apart
+-- row by row).
 INSERT INTO routes (route_group_id, vehicle, load, distance_km, duration_minutes,
-                    start_minute, end_minute, distance_to_depot_km)
-SELECT :route_group_id, r.*
-  FROM unnest(CAST(:vehicles AS int[]), CAST(:loads AS int[]), CAST(:distances AS float8[]),
+                    start_minute, end_minute, distance_to_depot_km, vehicle_type, vehicle_index,
+                    start_depot, start_lat, start_lon, end_depot, end_lat, end_lon, delivery,
+                    pickup, cost, geometry)
+SELECT :route_group_id, r.vehicle, r.load, r.distance_km, r.duration_minutes, r.start_minute,
+       r.end_minute, r.to_depot, r.vehicle_type, r.vehicle_index, r.start_depot, r.start_lat,
+       r.start_lon, r.end_depot, r.end_lat, r.end_lon,
+       ARRAY(SELECT CAST(jsonb_array_elements_text(r.delivery) AS bigint)),
+       ARRAY(SELECT CAST(jsonb_array_elements_text(r.pickup) AS bigint)), r.cost,
+       NULLIF(r.geometry, 'null'::jsonb)
+  FROM unnest(CAST(:vehicles AS int[]), CAST(:loads AS bigint[]), CAST(:distances AS float8[]),
               CAST(:durations AS float8[]), CAST(:starts AS float8[]), CAST(:ends AS float8[]),
-              CAST(:to_depot AS float8[])) AS r;
+              CAST(:to_depot AS float8[]), CAST(:vehicle_types AS text[]),
+              CAST(:vehicle_indexes AS int[]), CAST(:start_depots AS text[]),
+              CAST(:start_lats AS float8[]), CAST(:start_lons AS float8[]),
+              CAST(:end_depots AS text[]), CAST(:end_lats AS float8[]),
+              CAST(:end_lons AS float8[]), CAST(:deliveries AS jsonb[]),
+              CAST(:pickups AS jsonb[]), CAST(:costs AS float8[]),
+              CAST(:geometries AS jsonb[]))
+       AS r(vehicle, load, distance_km, duration_minutes, start_minute, end_minute, to_depot,
+            vehicle_type, vehicle_index, start_depot, start_lat, start_lon, end_depot, end_lat,
+            end_lon, delivery, pickup, cost, geometry);
 
 -- name: route_list_for_group
 SELECT vehicle, load, distance_km, duration_minutes, start_minute, end_minute,
-       distance_to_depot_km
+       distance_to_depot_km, vehicle_type, vehicle_index, start_depot, start_lat, start_lon,
+       end_depot, end_lat, end_lon, delivery, pickup, cost, geometry
   FROM routes
  WHERE route_group_id = :route_group_id
  ORDER BY vehicle;
@@ -389,16 +410,45 @@ SELECT vehicle, load, distance_km, duration_minutes, start_minute, end_minute,
 -- name: route_stop_insert_many
 INSERT INTO route_stops (route_group_id, vehicle, sequence, location_id, lat, lon,
                          arrival_minute, wait_minutes, departure_minute, demand,
-                         cumulative_demand, distance_from_previous_km)
-SELECT :route_group_id, s.*
+                         cumulative_demand, distance_from_previous_km, start_service_minute,
+                         service_minutes, duration_from_previous_minutes, delivery, pickup,
+                         load_after, window_earliest, window_latest)
+SELECT :route_group_id, s.vehicle, s.sequence, s.location_id, s.lat, s.lon, s.arrival,
+       s.wait, s.departure, s.demand, s.cumulative, s.from_previous, s.start_service,
+       s.service, s.travel,
+       ARRAY(SELECT CAST(jsonb_array_elements_text(s.delivery) AS bigint)),
+       ARRAY(SELECT CAST(jsonb_array_elements_text(s.pickup) AS bigint)),
+       ARRAY(SELECT CAST(jsonb_array_elements_text(s.load_after) AS bigint)),
+       s.window_earliest, s.window_latest
   FROM unnest(CAST(:vehicles AS int[]), CAST(:sequences AS int[]), CAST(:location_ids AS text[]),
               CAST(:lats AS float8[]), CAST(:lons AS float8[]), CAST(:arrivals AS float8[]),
-              CAST(:waits AS float8[]), CAST(:departures AS float8[]), CAST(:demands AS int[]),
-              CAST(:cumulative AS int[]), CAST(:from_previous AS float8[])) AS s;
+              CAST(:waits AS float8[]), CAST(:departures AS float8[]), CAST(:demands AS bigint[]),
+              CAST(:cumulative AS bigint[]), CAST(:from_previous AS float8[]),
+              CAST(:start_services AS float8[]), CAST(:services AS float8[]),
+              CAST(:travels AS float8[]), CAST(:deliveries AS jsonb[]),
+              CAST(:pickups AS jsonb[]), CAST(:loads_after AS jsonb[]),
+              CAST(:window_earliests AS float8[]), CAST(:window_latests AS float8[]))
+       AS s(vehicle, sequence, location_id, lat, lon, arrival, wait, departure, demand,
+            cumulative, from_previous, start_service, service, travel, delivery, pickup,
+            load_after, window_earliest, window_latest);
 
 -- name: route_stop_list_for_group
 SELECT vehicle, sequence, location_id, lat, lon, arrival_minute, wait_minutes,
-       departure_minute, demand, cumulative_demand, distance_from_previous_km
+       departure_minute, demand, cumulative_demand, distance_from_previous_km,
+       start_service_minute, service_minutes, duration_from_previous_minutes, delivery, pickup,
+       load_after, window_earliest, window_latest
   FROM route_stops
  WHERE route_group_id = :route_group_id
  ORDER BY vehicle, sequence;
+
+-- name: route_unassigned_insert_many
+INSERT INTO route_unassigned (route_group_id, location_id, lat, lon, code, reason, required)
+SELECT :route_group_id, u.*
+  FROM unnest(CAST(:location_ids AS text[]), CAST(:lats AS float8[]), CAST(:lons AS float8[]),
+              CAST(:codes AS text[]), CAST(:reasons AS text[]), CAST(:required AS bool[])) AS u;
+
+-- name: route_unassigned_list_for_group
+SELECT location_id, lat, lon, code, reason, required
+  FROM route_unassigned
+ WHERE route_group_id = :route_group_id
+ ORDER BY location_id;

@@ -1,18 +1,20 @@
 """The ``generate_routes`` job: parse the payload, solve within the deadline, store the routes.
 
 The seed's sketch, made real: fetch the location group (it travels in the payload), optimise
-the routes (PyVRP), save the results (in the transaction that completes the job).
+the routes (PyVRP), save the results (in the transaction that completes the job). Every phase
+(travel matrices, solver setup, search) is bounded by the job's deadline.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from jobworker.kinds import JobContext, JobOutcome, job_kind
-from jobworker.queue.errors import PermanentJobError
+from jobworker.queue.errors import PermanentJobError, TransientJobError
 from jobworker.routes.models import GenerateRoutesRequest, describe_validation_error
 from jobworker.routes.store import save_plan
 
@@ -27,7 +29,9 @@ def generate_routes(ctx: JobContext) -> JobOutcome:
     """Solve the vehicle routing problem in the payload and store the route group."""
     from uuid import UUID
 
-    from jobworker.routes.solver import InfeasibleProblem, problem_from_request, solve
+    from jobworker.routes.build import OutOfTime, attach_geometry, problem_from_request
+    from jobworker.routes.solver import InfeasibleProblem, setup_seconds, solve
+    from jobworker.routes.travel import TravelError
 
     try:
         request = GenerateRoutesRequest.from_payload(ctx.payload)
@@ -36,32 +40,43 @@ def generate_routes(ctx: JobContext) -> JobOutcome:
             f"invalid route request: {describe_validation_error(exc)}"
         ) from None
     group, settings = request.location_group, request.settings
-    time_limit = max(0.0, min(settings.max_runtime_seconds, ctx.time_left()))
+    stops = len(group.locations)
+    # Setup (matrices, PyVRP's first local search) cannot be cut short: start only with time
+    # for it, else hand the job to an invocation that has the time (a retry, not a failure).
+    if ctx.time_left() < setup_seconds(stops):
+        raise TransientJobError(f"{ctx.time_left():.1f} s left, setting up {stops} stops "
+                                f"takes about {setup_seconds(stops):.1f} s")
     log.info(
         f"Job {ctx.job_id}: Generating routes",
-        extra={"job_id": str(ctx.job_id), "locations": len(group.locations),
-               "vehicles": settings.vehicles, "time_limit_seconds": round(time_limit, 3)},
+        extra={"job_id": str(ctx.job_id), "locations": stops,
+               "vehicles": sum(v.count for v in request.fleet()),
+               "time_left_seconds": round(ctx.time_left(), 3)},
     )
+    deadline = time.monotonic() + ctx.time_left()
     try:
-        plan = solve(problem_from_request(request), time_limit_seconds=time_limit,
-                     heartbeat=ctx.check_signals)
+        problem = problem_from_request(request, deadline=deadline)
+        time_limit = max(0.0, min(settings.max_runtime_seconds, ctx.time_left()))
+        plan = solve(problem, time_limit_seconds=time_limit, heartbeat=ctx.check_signals)
     except InfeasibleProblem as exc:  # the same request can never succeed: no retry
         raise PermanentJobError(str(exc)) from None
+    except TravelError as exc:
+        raise TransientJobError(f"travel times unavailable: {exc.reason}") from None
+    except OutOfTime as exc:
+        raise TransientJobError(str(exc)) from None
+    plan = attach_geometry(plan, request)
     summary: dict[str, object] = {
-        "total_distance_km": plan.total_distance_km,
-        "total_duration_minutes": plan.total_duration_minutes,
-        "vehicles_used": plan.vehicles_used,
-        "locations_served": plan.locations_served,
-        "stopped_early": plan.solver.stopped_early,
+        **plan.totals(),
         "stop_reason": plan.solver.stop_reason,
         "solver_seconds": plan.solver.runtime_seconds,
+        "travel": plan.travel,
     }
     if plan.solver.stopped_early:
         summary["note"] = ("the job's deadline ended the search before max_runtime_seconds; "
                            "these are the best routes found by then")
+    first = group.all_depots[0]
 
     def persist(conn: Connection) -> UUID:
-        return save_plan(conn, job_id=ctx.job_id, depot_lat=group.depot.lat,
-                         depot_lon=group.depot.lon, plan=plan)
+        return save_plan(conn, job_id=ctx.job_id, depot_lat=first.lat, depot_lon=first.lon,
+                         plan=plan)
 
     return JobOutcome(result=summary, persist=persist)
