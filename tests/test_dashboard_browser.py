@@ -263,7 +263,7 @@ def test_submit__a_bad_body_shows_each_field_error_the_api_gives(tab: Page, dev:
     shown = {item.get_attribute("data-field")
              for item in page.query_selector_all("#route-result .field-errors li")}
     assert shown == expected
-    assert "body.settings.vehicles" in shown
+    assert "body.location_group.depot.lat" in shown
 
 
 def test_routes__submitted_job_completes_and_its_map_draws_every_route_and_stop(
@@ -273,7 +273,10 @@ def test_routes__submitted_job_completes_and_its_map_draws_every_route_and_stop(
     page.click("#submit-route")
     page.wait_for_url("**#/job/*")
     job_id = page.url.rsplit("/", 1)[-1]
-    page.click("text=Routes on a map", timeout=90_000)  # appears once the job is COMPLETED
+    # The routes link appears once the job is COMPLETED (the page refreshes every 2 s).
+    page.wait_for_selector("a[href^='#/routes/'], .progress.FAILED", timeout=120_000)
+    assert page.query_selector(".progress.FAILED") is None, page.inner_text("pre.error")
+    page.click("a[href^='#/routes/']")
     page.wait_for_selector("#map .jw-stop")
     status, routes = dev.call("GET", f"/jobs/{job_id}/routes")
     assert status == 200

@@ -290,7 +290,7 @@
       lon: +(depot.lon + 0.03 * Math.sin(i * 0.52) * (1 + (i % 4) / 3)).toFixed(5),
     }));
     return { location_group: { depot, locations },
-             settings: { vehicles: 3, vehicle_capacity: 10, max_runtime_seconds: 2, seed: 1 } };
+             settings: { vehicles: 5, vehicle_capacity: 10, max_runtime_seconds: 3, seed: 1 } };
   }
 
   function submit() {
