@@ -74,20 +74,20 @@ def test_route_job__deadline_cuts_the_search_and_the_job_still_completes(
     assert job["result"]["solver_seconds"] < 5
 
 
-def test_route_job__unreachable_time_window_fails_at_once_with_a_reason(
-    api: LambdaClient, handlers: dict[str, Any],
+def test_route_job__unreachable_time_window__refused_up_front_naming_the_stop(
+    api: LambdaClient, engine: Engine,
 ) -> None:
     body = request(3, max_runtime_seconds=2)
     body["location_group"]["locations"].append(
         {"id": "far-and-early", "lat": 53.2, "lon": 6.5, "time_window": {"earliest": 0,
                                                                         "latest": 5}})
-    job_id = api("POST", "/jobs/generate", body).json["job_id"]
-    handlers["poller"](5)
-    job = api("GET", f"/jobs/{job_id}").json
-    assert job["progress"] == "FAILED"
-    assert job["attempts"] == 1, "an infeasible problem must not be retried"
-    assert "far-and-early" in job["error"]
-    assert api("GET", f"/jobs/{job_id}/routes").status == 409
+    answer = api("POST", "/jobs/generate", body)
+
+    assert answer.status == 422
+    assert "location_group.locations.3: stop far-and-early" in answer.text
+    assert "no time window reachable" in answer.text
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM jobs")).scalar_one() == 0
 
 
 def test_route_job__fleet_too_small_is_refused_up_front(api: LambdaClient,

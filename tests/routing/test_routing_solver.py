@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import json
 import subprocess
@@ -11,6 +10,7 @@ import time
 from collections.abc import Callable
 
 import pytest
+from pydantic import ValidationError
 
 from jobworker.routes.models import GenerateRoutesRequest
 from jobworker.routes.plan import RoutePlan
@@ -132,7 +132,7 @@ def test_solve__empty_problem__empty_plan() -> None:
     assert plan.solver.stop_reason == "empty"
 
 
-def test_solve__window_closes_before_any_vehicle_arrives__infeasible(
+def test_request__window_closes_before_any_vehicle_arrives__refused_naming_the_stop(
     make_request: RequestFactory,
 ) -> None:
     payload = make_request(5).model_dump()
@@ -140,34 +140,45 @@ def test_solve__window_closes_before_any_vehicle_arrives__infeasible(
     payload["location_group"]["locations"].append(
         {"id": "far-away", "lat": 53.37, "lon": 4.89, "time_window": {"earliest": 0, "latest": 60}}
     )
-    problem = problem_from_request(GenerateRoutesRequest.model_validate(payload))
 
-    with pytest.raises(InfeasibleProblem) as caught:
-        solve(problem, time_limit_seconds=5)
+    with pytest.raises(ValidationError) as caught:
+        GenerateRoutesRequest.model_validate(payload)
 
     message = str(caught.value)
-    assert "far-away" in message
-    assert "time window closes before a vehicle can get there" in message
-    # The job turns this into a permanent failure (tests/test_route_jobs.py: one attempt);
-    # the solver itself knows nothing of queues.
-    assert caught.value.reasons
+    assert "location_group.locations.5: stop far-away" in message
+    assert "no time window reachable in any shift" in message
 
 
-def test_solve__location_heavier_than_vehicle__infeasible(make_request: RequestFactory) -> None:
-    problem = problem_from_request(make_request(5, capacity=10))
-    heavy = dataclasses.replace(problem, demands=(3, 25, 1, 1, 1))
+def test_solve__optional_stop_out_of_reach__unassigned_with_the_reason(
+    make_request: RequestFactory, assert_valid_plan: PlanChecker,
+) -> None:
+    payload = make_request(5).model_dump(exclude_unset=True)
+    payload["location_group"]["locations"].append(
+        {"id": "far-away", "lat": 53.37, "lon": 4.89, "required": False, "penalty": 50,
+         "time_window": {"earliest": 0, "latest": 60}}
+    )
+    request = GenerateRoutesRequest.model_validate(payload)
 
-    with pytest.raises(InfeasibleProblem, match=r"vehicle capacity of 10 at L1 \(25\)"):
-        solve(heavy, time_limit_seconds=5)
+    plan = solve(problem_from_request(request), time_limit_seconds=1)
+
+    assert [(u.location_id, u.code) for u in plan.unassigned] == [("far-away", "window")]
+    assert "no time window reachable" in plan.unassigned[0].reason
+    assert_valid_plan(plan, request, None)
 
 
-def test_solve__max_route_shorter_than_a_round_trip__infeasible(
+def test_request__location_heavier_than_vehicle__refused(make_request: RequestFactory) -> None:
+    payload = make_request(5, capacity=10).model_dump(exclude_unset=True)
+    payload["location_group"]["locations"][1]["demand"] = 25
+
+    with pytest.raises(ValidationError, match=r"vehicle capacity of 10 at: L1 \(25\)"):
+        GenerateRoutesRequest.model_validate(payload)
+
+
+def test_request__max_route_shorter_than_a_round_trip__refused(
     make_request: RequestFactory,
 ) -> None:
-    problem = problem_from_request(make_request(5, max_route_minutes=2))
-
-    with pytest.raises(InfeasibleProblem, match="shorter than a direct round trip"):
-        solve(problem, time_limit_seconds=5)
+    with pytest.raises(ValidationError, match="serving it alone takes"):
+        make_request(5, max_route_minutes=2)
 
 
 def test_solve__windows_reachable_alone_but_not_together__infeasible_after_search() -> None:

@@ -70,22 +70,35 @@ def test_read_problem__depot_not_first_in_file__moved_to_row_zero(tmp_path: Path
     path = tmp_path / "tiny-k2.vrp"
     path.write_text(SMALL)
 
-    problem, instance = read_problem(path)
+    problem, instance, _ = read_problem(path)
 
     assert instance.coordinates[0] == (0.0, 0.0)
     assert problem.location_ids == ("1", "3", "4")
-    assert problem.demands == (4, 6, 5)
-    assert (problem.vehicles, problem.capacity, instance.optimum) == (2, 10, 40)
-    assert problem.distance[0].tolist() == [0, 10, 20, 14]
+    assert [stop.delivery for stop in problem.stops] == [(4,), (6,), (5,)]
+    assert (problem.capacity, instance.optimum) == (10, 40)
+    assert problem.distance["car"][0].tolist() == [0, 10, 20, 14]
 
 
-def test_read_problem__unlimited_fleet__one_vehicle_per_customer(tmp_path: Path) -> None:
+def test_read_problem__k_in_the_name__not_a_fleet_cap(tmp_path: Path) -> None:
     path = tmp_path / "tiny-k2.vrp"
     path.write_text(SMALL)
 
-    problem, _ = read_problem(path, unlimited_fleet=True)
+    problem, _, conventions = read_problem(path)
 
-    assert problem.vehicles == 3
+    assert problem.vehicles == 3  # one per customer, not the name's 2
+    assert conventions.min_routes_in_name == 2
+    assert "not a cap" in conventions.fleet
+    assert conventions.rounding.startswith("vrplib round")
+
+
+def test_read_problem__vehicles_entry__is_a_limit(tmp_path: Path) -> None:
+    path = tmp_path / "tiny-k2.vrp"
+    path.write_text(SMALL.replace("CAPACITY : 10", "CAPACITY : 10\nVEHICLES : 2"))
+
+    problem, _, conventions = read_problem(path)
+
+    assert problem.vehicles == 2
+    assert conventions.fleet == "VEHICLES 2 (a limit)"
 
 
 def test_read_instance__other_edge_weights__refused(tmp_path: Path) -> None:
@@ -100,7 +113,7 @@ def test_read_instance__dimension_mismatch__refused(tmp_path: Path) -> None:
     path = tmp_path / "short.vrp"
     path.write_text(SMALL.replace("DIMENSION : 4", "DIMENSION : 5"))
 
-    with pytest.raises(VrplibError, match="DIMENSION is 5"):
+    with pytest.raises(VrplibError):
         read_instance(path)
 
 
@@ -111,19 +124,21 @@ def test_read_instance__dimension_mismatch__refused(tmp_path: Path) -> None:
 def test_read_problem__shared_instances(
     cvrp_dir: Path, name: str, dimension: int, capacity: int, vehicles: int, optimum: int
 ) -> None:
-    problem, instance = read_problem(cvrp_dir / f"{name}.vrp")
+    problem, instance, conventions = read_problem(cvrp_dir / f"{name}.vrp")
 
     assert instance.name == name
     assert problem.size == dimension - 1
-    assert problem.distance.shape == (dimension, dimension)
-    assert (problem.capacity, problem.vehicles, instance.optimum) == (capacity, vehicles, optimum)
+    assert problem.distance["car"].shape == (dimension, dimension)
+    assert (problem.capacity, conventions.min_routes_in_name, instance.optimum) == (
+        capacity, vehicles, optimum)
+    assert problem.vehicles == dimension - 1
 
 
 @pytest.mark.parametrize("name", ["E-n22-k4", "A-n32-k5"])
 def test_solve__shared_instance_in_2_seconds__reaches_the_optimum(
     cvrp_dir: Path, name: str
 ) -> None:
-    problem, instance = read_problem(cvrp_dir / f"{name}.vrp")
+    problem, instance, _ = read_problem(cvrp_dir / f"{name}.vrp")
 
     plan = solve(problem, time_limit_seconds=2)
 

@@ -56,6 +56,14 @@ def _endpoint_key(ref: str | Point | None) -> str | tuple[float, float] | None:
     return (ref.lat, ref.lon)
 
 
+def _row_key(place: object) -> object:
+    """A stop index as it is; an endpoint (depot id or Point) as :func:`_endpoint_key`."""
+    if isinstance(place, int):
+        return place
+    assert isinstance(place, str | Point)
+    return _endpoint_key(place)
+
+
 def _places(request: GenerateRoutesRequest) -> tuple[list[Place], dict[object, int]]:
     """Every matrix row, and the row of each depot id, own endpoint (lat, lon) and stop."""
     places: list[Place] = []
@@ -175,8 +183,7 @@ def problem_from_request(request: GenerateRoutesRequest, *, deadline: float | No
     )
 
     def matrix_travel(vehicle: VehicleType, a: object, b: object) -> tuple[float, float]:
-        i, j = row[_endpoint_key(a) if not isinstance(a, int) else a], \
-            row[_endpoint_key(b) if not isinstance(b, int) else b]
+        i, j = row[_row_key(a)], row[_row_key(b)]
         seconds = round(int(duration[vehicle.profile][i, j]) / vehicle.speed_factor)
         return seconds / SECONDS_PER_MINUTE, int(distance[vehicle.profile][i, j]) / METRES_PER_KM
 

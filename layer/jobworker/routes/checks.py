@@ -14,9 +14,16 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from jobworker.routes.models import GenerateRoutesRequest, Location, Point, VehicleType
+    from jobworker.routes.models import (
+        GenerateRoutesRequest,
+        Location,
+        Point,
+        TimeWindow,
+        VehicleType,
+    )
 
 EARTH_RADIUS_KM = 6371.0088
+HORIZON_MINUTES = 7 * 1440  # as in models; every route ends by twice this (the solver too)
 _SLACK_MINUTES = 1e-6  # float noise only; the job repeats the check on its integer matrices
 # A travel function: (vehicle type, from, to) -> (minutes, km). Places are endpoints
 # (a depot id or a Point) or stops (their index in the request's locations).
@@ -222,9 +229,9 @@ def _alone(i: int, location: Location, vehicle: VehicleType, home: str,
     out_minutes, out_km = travel(vehicle, start, i)
     back_minutes, back_km = travel(vehicle, i, vehicle.end) if vehicle.end is not None else (0, 0)
     shift_early = vehicle.shift.earliest if vehicle.shift else 0.0
-    shift_late = vehicle.shift.latest if vehicle.shift else math.inf
+    shift_late = vehicle.shift.latest if vehicle.shift else 2.0 * HORIZON_MINUTES
     arrive = shift_early + out_minutes
-    windows = location.windows or [None]
+    windows: list[TimeWindow | None] = list(location.windows) or [None]
     reachable = False
     for window in windows:
         begin = arrive if window is None else max(arrive, window.earliest)

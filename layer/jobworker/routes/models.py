@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -53,7 +53,7 @@ DEFAULT_VEHICLE_TYPE = "vehicle"
 # infinity never make sense as a coordinate, a time or a speed.
 _STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
 _ID = Field(min_length=1, max_length=128, pattern=r"^[^\x00]*$")
-_SKILL_LIST = Field(default_factory=list, max_length=MAX_SKILLS,
+_SKILL_LIST: Any = Field(default_factory=list, max_length=MAX_SKILLS,
                     description="Skills (strings); a stop needs a vehicle that has all of its")
 
 
@@ -339,7 +339,7 @@ class RoutingSettings(BaseModel):
 
     model_config = _STRICT
 
-    vehicles: int | list[VehicleType] = Field(
+    vehicles: Annotated[int, Field(ge=1, le=MAX_VEHICLES)] | list[VehicleType] = Field(
         description="A number of identical vehicles (with vehicle_capacity), or vehicle types")
     vehicle_capacity: int | None = Field(default=None, ge=1, le=MAX_QUANTITY,
                                          description="Load one vehicle carries (numeric vehicles)")
@@ -357,8 +357,6 @@ class RoutingSettings(BaseModel):
     @model_validator(mode="after")
     def _fleet_shape(self) -> Self:
         if isinstance(self.vehicles, int):
-            if not 1 <= self.vehicles <= MAX_VEHICLES:
-                raise ValueError(f"vehicles: between 1 and {MAX_VEHICLES}")
             if self.vehicle_capacity is None:
                 raise ValueError("vehicle_capacity is required when vehicles is a number")
             return self

@@ -23,7 +23,7 @@ How the request maps onto PyVRP's own features (no hand-made search):
 * speed factors: the travel profile's durations divided by the factor, a profile each.
 
 Everything is integer: distances in units (metres for requests), times in seconds, costs in
-millionths of the currency. The ranges in :mod:`jobworker.routes.models` keep every sum
+ten-thousandths of the currency. The ranges in :mod:`jobworker.routes.models` keep every sum
 inside int64: an arc is at most ~40,000 km and :data:`UNREACHABLE_SECONDS`, a route at most
 ``MAX_LOCATIONS + 1`` arcs.
 """
@@ -76,7 +76,13 @@ Clock = Callable[[], float]
 
 METRES_PER_KM = 1000.0
 SECONDS_PER_MINUTE = 60.0
-COST_SCALE = 1_000_000  # solver cost units per unit of currency
+# Solver cost units per unit of currency: a vehicle's cost per km is resolved to 0.1 per km
+# (10 units per metre at 1 per km). PyVRP's penalties for excess load, time and distance
+# are tuned for costs of about one unit per metre of travel; they are scaled up with the
+# unit cost (at most PENALTY_SCALE_CAP times), so that they still outweigh travel, and the
+# cap keeps penalty x excess inside int64 at the largest loads the API accepts.
+COST_SCALE = 10_000
+PENALTY_SCALE_CAP = 10.0
 DEFAULT_SEED = 0  # a fixed default keeps plans repeatable unless the caller asks otherwise
 HEARTBEAT_EVERY_SECONDS = 1.0
 # Every route ends within two weeks of minute 0 (the longest shift the API accepts). An arc
@@ -337,15 +343,19 @@ def _cut_short(problem: RoutingProblem, time_limit_seconds: float) -> bool:
 
 
 def _search(model: _Model, stop: _StopCriterion, seed: int) -> Result:
+    from pyvrp import PenaltyParams, SolveParams
     from pyvrp import solve as pyvrp_solve
     from pyvrp.exceptions import PenaltyBoundWarning
 
     data = model.data()
+    params = SolveParams(penalty=PenaltyParams(min_penalty=0.1 * model.penalty_scale,
+                                               max_penalty=100_000.0 * model.penalty_scale))
     with warnings.catch_warnings():
         # PyVRP warns when its penalties max out on an instance it cannot make feasible; we
         # report that case ourselves, as InfeasibleProblem, so the warning is only noise.
         warnings.simplefilter("ignore", PenaltyBoundWarning)
-        return pyvrp_solve(data, stop, seed=seed, collect_stats=False, display=False)
+        return pyvrp_solve(data, stop, seed=seed, collect_stats=False, display=False,
+                           params=params)
 
 
 # --- the PyVRP model ------------------------------------------------------------------------
@@ -369,7 +379,7 @@ class _Model:
             for w in range(len(stop.windows)) if stop.windows else [None]:
                 self.client_stop.append(i)
                 self.client_window.append(w)
-        self.profile_keys: list[tuple[str, float, frozenset[str]]] = []
+        self.profile_keys: list[tuple[str, float, frozenset[int]]] = []
         self.vehicle_profile: list[int] = []
         skills_used = {s for stop in problem.stops for s in stop.skills}
         for vehicle in problem.fleet:
@@ -400,6 +410,13 @@ class _Model:
             for row in rows:
                 duration[row, row] = 0
         return distance, duration
+
+    @property
+    def penalty_scale(self) -> float:
+        """The largest travel cost per distance unit, in cost units, within [1, cap]."""
+        scale, per_km = self.problem.cost_scale, self.problem.distance_units_per_km
+        unit = max(round(v.cost_per_km * scale / per_km) for v in self.problem.fleet)
+        return float(min(max(unit, 1), PENALTY_SCALE_CAP))
 
     def matrices_of(self, vehicle_type: int) -> tuple[IntMatrix, IntMatrix]:
         return self._matrices[self.vehicle_profile[vehicle_type]]

@@ -92,7 +92,7 @@ def _route_rows(group_id: UUID, routes: Sequence[PlannedRoute]) -> dict[str, Any
 
 def _stop_rows(group_id: UUID, routes: Sequence[PlannedRoute]) -> dict[str, Any]:
     stops = [(route.vehicle, stop) for route in routes for stop in route.stops]
-    windows = [s.time_window or [None, None] for _, s in stops]
+    windows: list[list[float] | list[None]] = [s.time_window or [None, None] for _, s in stops]
     return {
         "route_group_id": group_id,
         "vehicles": [vehicle for vehicle, _ in stops],

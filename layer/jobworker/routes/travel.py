@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from jobworker.routes.matrix import haversine_km
+from jobworker.routes.matrix import Point, haversine_km
 
 FloatMatrix = NDArray[np.float64]
 LatLon = tuple[float, float]
@@ -93,7 +93,7 @@ class HaversineProvider:
                deadline: float | None) -> TravelMatrix:
         if _past(deadline):
             raise TravelError("no time left to build the travel matrix")
-        distances = haversine_km(points)
+        distances = haversine_km([Point(lat, lon) for lat, lon in points])
         return TravelMatrix(durations_minutes=distances * (60.0 / self.speed_kmh),
                             distances_km=distances, provider="haversine", profile=profile)
 

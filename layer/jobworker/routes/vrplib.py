@@ -62,6 +62,7 @@ class CvrpInstance:
     name: str
     comment: str
     kind: str  # CVRP or CVRPTW
+    node_ids: list[int]  # the file's node numbers, depot first
     capacity: int
     coordinates: list[tuple[float, float]]  # depot first, the file's (x, y)
     demands: list[int]  # depot first (its demand is ignored)
@@ -115,8 +116,8 @@ def read_instance(path: str | Path) -> CvrpInstance:
             raise VrplibError(f"{key.upper()} is missing")
     coords = np.asarray(data["node_coord"], dtype=np.float64)
     depots = [int(d) for d in np.atleast_1d(data.get("depot", [0]))]
-    if depots != [0]:
-        raise VrplibError(f"one depot, the first node, is supported; this file has {depots}")
+    if len(depots) != 1:
+        raise VrplibError(f"one depot is supported; this file has {len(depots)}")
     dimension = int(data.get("dimension", len(coords)))
     demands = np.atleast_1d(data["demand"])
     if len(coords) != dimension or len(demands) != dimension:
@@ -126,11 +127,17 @@ def read_instance(path: str | Path) -> CvrpInstance:
     service = data.get("service_time")
     if service is not None:
         service = np.broadcast_to(np.asarray(service, dtype=np.float64), (dimension,))
+    # The depot first, the other nodes in file order: row 0 of every matrix is the depot.
+    order = [depots[0]] + [i for i in range(dimension) if i != depots[0]]
+    coords, demands = coords[order], demands[order]
+    windows = None if windows is None else np.asarray(windows)[order]
+    service = None if service is None else service[order]
     name = str(data.get("name", path.stem))
     comment = str(data.get("comment", ""))
     vehicles = data.get("vehicles")
     return CvrpInstance(
         name=name, comment=comment, kind="CVRPTW" if windows is not None else "CVRP",
+        node_ids=[i + 1 for i in order],
         capacity=int(np.atleast_1d(data["capacity"])[0]),
         coordinates=[(float(x), float(y)) for x, y in coords],
         demands=[int(d) for d in demands],
@@ -176,10 +183,11 @@ def read_problem(path: str | Path, *, unlimited_fleet: bool = False
     def units(value: float) -> int:
         return math.floor(value * scale + 1e-9)
 
-    places = tuple(Place(id=str(i), lat=y, lon=x, depot=i == 0)
-                   for i, (x, y) in enumerate(instance.coordinates))
+    places = tuple(Place(id=str(node), lat=y, lon=x, depot=i == 0)
+                   for i, (node, (x, y)) in enumerate(zip(instance.node_ids,
+                                                          instance.coordinates, strict=True)))
     stops = tuple(
-        StopSpec(id=str(i), row=i, delivery=(instance.demands[i],), pickup=(0,),
+        StopSpec(id=str(instance.node_ids[i]), row=i, delivery=(instance.demands[i],), pickup=(0,),
                  service_seconds=units(service[i]),
                  windows=((units(windows[i][0]), units(windows[i][1])),) if timed else ())
         for i in range(1, len(coords))
