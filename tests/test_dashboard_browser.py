@@ -304,3 +304,52 @@ def test_routes__submitted_job_completes_and_its_map_draws_every_route_and_stop(
     assert len(page.query_selector_all("#map svg g.jw-stop")) == stops
     assert page.query_selector("#map .jw-scale") is not None
     page.screenshot(path=str(ARTIFACTS / "routes-without-leaflet.png"), full_page=True)
+
+
+FLEET_BODY: dict[str, Any] = {
+    "location_group": {
+        "depots": [{"id": "west", "lat": 52.37, "lon": 4.80},
+                   {"id": "east", "lat": 52.36, "lon": 4.98}],
+        "locations": [
+            *({"id": f"S{i}", "lat": 52.33 + 0.01 * (i % 5), "lon": 4.82 + 0.02 * i,
+               "demand": [1, 1]} for i in range(8)),
+            # Far away and cheap to leave out: the plan drops it, with its reason.
+            {"id": "remote", "lat": 52.6, "lon": 5.3, "demand": [1, 1], "required": False,
+             "penalty": 0.01},
+        ],
+    },
+    "settings": {
+        "vehicles": [
+            {"id": "van", "count": 2, "capacity": [10, 10], "start": "west", "end": "west"},
+            {"id": "bike", "count": 1, "capacity": [4, 4], "start": "east"},
+        ],
+        "max_runtime_seconds": 2, "seed": 1,
+    },
+}
+
+
+def test_routes__fleet_answer_shows_depots_vehicle_types_and_unassigned_reasons(
+        tab: Page, dev: Dev) -> None:
+    status, job = dev.call("POST", "/jobs/generate", FLEET_BODY)
+    assert status == 202, job
+    deadline = time.monotonic() + 120
+    while job["progress"] not in ("COMPLETED", "FAILED") and time.monotonic() < deadline:
+        time.sleep(0.5)
+        job = dev.call("GET", f"/jobs/{job['job_id']}")[1]
+    assert job["progress"] == "COMPLETED", job
+    answer = dev.call("GET", f"/jobs/{job['job_id']}/routes")[1]
+    page = tab.open(f"#/routes/{job['job_id']}")
+    page.wait_for_selector("#map .jw-stop")
+    assert len(page.query_selector_all("#map .jw-route")) == len(answer["routes"])
+    assert len(page.query_selector_all("#map .jw-stop")) == answer["locations_served"]
+    assert len(page.query_selector_all("#map .jw-depot")) == 2
+    left_out = {row.query_selector("td").inner_text(): row.query_selector("td.error").inner_text()
+                for row in page.query_selector_all("tr.unassigned")}
+    assert left_out == {item["location_id"]: item["reason"] for item in answer["unassigned"]}
+    assert "remote" in left_out
+    assert len(page.query_selector_all("#map .jw-unassigned")) == len(left_out)
+    types = {route["vehicle_type"] for route in answer["routes"]} - {"vehicle"}
+    summary = page.inner_text("table")
+    assert all(f"({kind})" in summary for kind in types)
+    if os.environ.get("JOBWORKER_DOCS_SCREENSHOT"):
+        shutil.copy(tab.screenshot(), ROOT / "docs" / "dashboard-fleet-routes.png")
