@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 from unittest.mock import patch
@@ -139,6 +140,47 @@ def test_generate__reused_key_with_other_body_is_refused(api: Any, engine: Engin
     assert other.json["error"]["code"] == "idempotency_key_reused"
     assert first.json["job_id"] in other.text
     assert rows(engine) == before
+
+
+def test_generate__two_blank_keys_are_refused_not_shared(api: Any, engine: Engine) -> None:
+    """A blank key would match every other blank key: the second caller would get the first
+    caller's job and lose its own body. Both are refused, saying why; nothing is stored."""
+    first = api("POST", "/jobs/generate", body=generate_body(), headers={"Idempotency-Key": ""})
+    second = api("POST", "/jobs/generate", body=generate_body(vehicles=3),
+                 headers={"Idempotency-Key": ""})
+
+    for answer in (first, second):
+        assert answer.status == 422, answer.text
+        (detail,) = answer.json["error"]["details"]
+        assert detail["field"] == "header.idempotency-key"
+        assert "blank" in detail["message"]
+    assert rows(engine) == []
+
+
+@pytest.mark.parametrize(("path", "body"), [
+    ("/jobs/generate", generate_body()),
+    ("/jobs", {"kind": "noop", "payload": {"n": 1}}),
+])
+def test_create__a_key_is_always_stored_with_the_request_hash(
+        api: Any, engine: Engine, path: str, body: dict[str, Any]) -> None:
+    answer = api("POST", path, body=body, headers={"Idempotency-Key": f"key-for{path}"})
+
+    assert answer.status in (201, 202), answer.text
+    row = job_row(engine, answer.json["job_id"])
+    assert row.idempotency_key == f"key-for{path}"
+    assert row.request_hash is not None
+    assert len(row.request_hash) == 64
+
+
+def test_create__reused_key_with_other_body_is_refused(api: Any, engine: Engine) -> None:
+    headers = {"Idempotency-Key": "pending-0001"}
+    first = api("POST", "/jobs", body={"kind": "noop", "payload": {"n": 1}}, headers=headers)
+    other = api("POST", "/jobs", body={"kind": "noop", "payload": {"n": 2}}, headers=headers)
+
+    assert first.status == 201, first.text
+    assert other.status == 422, other.text
+    assert other.json["error"]["code"] == "idempotency_key_reused"
+    assert [str(row.job_id) for row in rows(engine)] == [first.json["job_id"]]
 
 
 # --- the two-step flow and the state changes -----------------------------------------------
@@ -329,7 +371,9 @@ def test_list__bad_cursor_is_refused(api: Any) -> None:
     answer = api("GET", "/jobs?cursor=bm90LWEtY3Vyc29y")
 
     assert answer.status == 422, answer.text
-    assert answer.json["error"]["details"] == [{"field": "query.cursor"}]
+    assert answer.json["error"]["details"] == [{
+        "field": "query.cursor", "message": "cursor is not one this API returned",
+        "type": "invalid_cursor"}]
 
 
 def test_stats__counts_jobs_by_progress(api: Any, engine: Engine) -> None:
@@ -368,6 +412,40 @@ def test_batch__queues_a_thousand_jobs_in_one_call(api: Any, engine: Engine) -> 
     assert {str(row.job_id) for row in stored} == set(answer.json["job_ids"])
     assert len(answer.json["job_ids"]) == MAX_BATCH
     assert {(row.progress, row.kind) for row in stored} == {("QUEUED", "simulate")}
+
+
+def test_batch__every_field_of_every_item_is_stored(api: Any, engine: Engine) -> None:
+    later = datetime.now(UTC) + timedelta(hours=1)
+    items = [{"kind": "noop", "payload": {"n": 1}, "priority": 7, "max_attempts": 9,
+              "run_at": later.isoformat()},
+             {"kind": "noop"}]
+
+    answer = api("POST", "/jobs/batch", body={"jobs": items})
+
+    assert answer.status == 202, answer.text
+    first, second = (job_row(engine, job_id) for job_id in answer.json["job_ids"])
+    assert (first.payload, first.priority, first.max_attempts, first.run_at) == (
+        {"n": 1}, 7, 9, later)
+    assert (second.priority, second.max_attempts) == (0, runtime.get_settings().max_attempts)
+    assert second.run_at < later
+
+
+def test_batch__job_to_run_later_is_not_claimed_before_its_run_at(
+        api: Any, engine: Engine) -> None:
+    later = datetime.now(UTC) + timedelta(hours=1)
+    answer = api("POST", "/jobs/batch", body={"jobs": [{"kind": "noop",
+                                                        "run_at": later.isoformat()}]})
+    assert answer.status == 202, answer.text
+    (job_id,) = answer.json["job_ids"]
+
+    with engine.begin() as conn:
+        early = queue.claim_batch(conn, owner="w", limit=10, lease_seconds=60,
+                                  now=later - timedelta(seconds=1))
+    with engine.begin() as conn:
+        due = queue.claim_batch(conn, owner="w", limit=10, lease_seconds=60, now=later)
+
+    assert early == []
+    assert [str(job.job_id) for job in due] == [job_id]
 
 
 def test_batch__one_job_too_many_is_refused_whole(api: Any, engine: Engine) -> None:

@@ -97,7 +97,8 @@ def test_ui__config_carries_the_tile_url(api: LambdaClient,
     assert tiles == {"tile_url": "https://tiles.example/{z}/{x}/{y}.png"}
 
 
-def test_job__payload_and_lease_only_when_there(engine: Engine, api: LambdaClient) -> None:
+def test_job__payload_on_its_own_route_and_the_lease_while_running(
+        engine: Engine, api: LambdaClient) -> None:
     from jobworker import queue
     from jobworker.queue import NewJob
 
@@ -105,7 +106,11 @@ def test_job__payload_and_lease_only_when_there(engine: Engine, api: LambdaClien
         job, _ = queue.create_job(conn, NewJob(kind="noop", payload={"x": 1}), enqueue=True)
         queue.claim_batch(conn, owner="w-7", limit=1, lease_seconds=60)
     plain = api("GET", f"/jobs/{job.job_id}").json
-    assert plain["payload"] is None
-    assert plain["lease_owner"] == "w-7"
+    assert "payload" not in plain
+    assert plain["lease_owner"]  # in its public form
     assert plain["lease_expires_at"] is not None
-    assert api("GET", f"/jobs/{job.job_id}?include_payload=true").json["payload"] == {"x": 1}
+    answer = api("GET", f"/jobs/{job.job_id}/payload")
+    assert answer.status == 200
+    assert answer.json == {"job_id": str(job.job_id), "kind": "noop", "payload": {"x": 1}}
+    missing = api("GET", "/jobs/00000000-0000-0000-0000-000000000009/payload")
+    assert missing.status == 404

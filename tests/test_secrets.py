@@ -247,3 +247,58 @@ def test_config__no_database_configured_answers_500_misconfigured(
     answer = api("GET", "/health")
     assert answer.status == 500
     assert answer.json["error"]["code"] == "misconfigured"
+
+
+@pytest.fixture
+def stubbed_secrets(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Powertools' secrets provider on a client whose answers botocore's Stubber gives."""
+    from aws_lambda_powertools.utilities import parameters
+    from aws_lambda_powertools.utilities.parameters import base
+    from botocore.stub import Stubber
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    parameters.clear_caches()
+    client = boto3.client("secretsmanager", region_name="eu-west-1")
+    monkeypatch.setitem(base.DEFAULT_PROVIDERS, "secrets",
+                        parameters.SecretsProvider(boto3_client=client))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    for name in ("DB_HOST", "DB_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DB_SECRET_ARN", ARN)
+    runtime.reset()
+    with Stubber(client) as stubber:
+        yield stubber
+    parameters.clear_caches()
+
+
+ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:jobworker/db-AbCdEf"
+
+
+@pytest.mark.parametrize("code", ["ThrottlingException", "InternalServiceError"])
+def test_secret__throttled_is_503_with_retry_after_then_recovers(
+    api: LambdaClient, stubbed_secrets: Any, database: dict[str, Any], code: str,
+) -> None:
+    """Secrets Manager saying "not now" is an outage to wait out, not a deployment mistake."""
+    stubbed_secrets.add_client_error("get_secret_value", service_error_code=code,
+                                     service_message="Rate exceeded", http_status_code=400)
+    throttled = api("GET", "/health")
+    stubbed_secrets.add_response("get_secret_value", {
+        "ARN": ARN, "Name": "jobworker/db", "SecretString": json.dumps(database)})
+    recovered = api("GET", "/health")
+
+    assert throttled.status == 503, throttled.text
+    assert throttled.json["error"]["code"] == "secret_unavailable"
+    assert throttled.headers["Retry-After"].isdigit()
+    assert "Rate exceeded" not in throttled.text
+    assert recovered.status == 200, recovered.text
+
+
+def test_secret__access_denied_stays_misconfigured(
+    api: LambdaClient, stubbed_secrets: Any,
+) -> None:
+    stubbed_secrets.add_client_error("get_secret_value", service_error_code="AccessDeniedException",
+                                     http_status_code=400)
+    answer = api("GET", "/health")
+    assert (answer.status, answer.json["error"]["code"]) == (500, "misconfigured")

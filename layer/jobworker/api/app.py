@@ -1,4 +1,10 @@
-"""API Lambda: create and enqueue jobs, report their state (API Gateway HTTP API, payload v2)."""
+"""API Lambda: create and enqueue jobs, report their state (API Gateway HTTP API, payload v2).
+
+Each route is a thin translator: parameters in, one call into ``service``, a model out. Every
+error, wherever raised (the guard before routing, validation, a use case), leaves through
+``http.problem_for``. Every operation declares each answer it gives (``answers``), so the
+OpenAPI document at ``/openapi.json`` is enough to generate a typed client.
+"""
 
 from __future__ import annotations
 
@@ -11,25 +17,33 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Header, Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel
 
 from jobworker.api import http, service, ui
 from jobworker.api.models import (
     BatchRequest,
     BatchResponse,
     CreateJobRequest,
+    ErrorEnvelope,
+    FeatureCollection,
     HealthView,
     JobPage,
+    JobRequest,
     JobView,
+    PayloadView,
+    RoutesView,
     StatsView,
     ThroughputView,
     decode_cursor,
     encode_cursor,
 )
 from jobworker.aws.observability import record_enqueued, traced
-from jobworker.queue import NewJob
+from jobworker.aws.runtime import get_settings
+from jobworker.queue import DEFAULT_KIND
 from jobworker.queue.progress import Progress
 from jobworker.routes.models import GenerateRoutesRequest
 
@@ -44,52 +58,104 @@ DESCRIPTION = "A job queue whose queue is a PostgreSQL table."
 app.enable_swagger(path="/docs", title=TITLE, version=VERSION, description=DESCRIPTION)
 
 NO_NUL = r"^[^\x00]*$"  # Postgres text cannot hold NUL
-IdempotencyKey = Annotated[str | None, Header(alias="idempotency-key", max_length=200,
-                                               pattern=NO_NUL,
-                                               description="Retry-safe: same key, same job")]
+GEOJSON = "application/geo+json"
+MAX_KEY_LENGTH = 200
+IdempotencyKey = Annotated[str | None, Header(
+    # Visible ASCII, spaces only between characters (proxies trim the ends); empty passes
+    # here only so that usable_key can say what is wrong with it.
+    alias="idempotency-key", max_length=MAX_KEY_LENGTH, pattern=r"^([!-~]([ -~]*[!-~])?)?$",
+    description=f"Retry-safe: the same key and body return the same job. 1 to {MAX_KEY_LENGTH} "
+                "visible ASCII characters (spaces only between them)")]
+
+ERROR_DESCRIPTIONS = {
+    400: "The body is not JSON", 404: "No such job (or route)",
+    409: "The job is not in a state that allows this", 413: "The body is too large",
+    415: "The body is not application/json", 422: "A field is wrong; each detail names one",
+    500: "Misconfigured or an unexpected error (logged)",
+    503: "The database is unreachable; retry after Retry-After seconds",
+}
+ALWAYS = (422, 500, 503)
+WITH_BODY = (400, 413, 415)
+FOR_A_JOB = (404,)
+
+
+def answers(ok: dict[int, tuple[str, type[BaseModel]]], *errors: int) -> dict[int, OpenAPIResponse]:
+    """The OpenAPI responses of one operation: its successes and the error envelope for each
+    error status it can answer (validation, misconfiguration and outages always)."""
+    declared: dict[int, OpenAPIResponse] = {
+        status: {"description": what, "content": {"application/json": {"model": model}}}
+        for status, (what, model) in ok.items()
+    }
+    for status in sorted({*errors, *ALWAYS}):
+        declared[status] = {"description": ERROR_DESCRIPTIONS[status],
+                            "content": {"application/json": {"model": ErrorEnvelope}}}
+    return declared
+
+
+def usable_key(key: str | None) -> str | None:
+    """A blank key would match every other blank key: refuse it rather than share a job."""
+    if key is not None and not key:
+        raise http.InvalidRequest.of_field(
+            "header.idempotency-key", "Idempotency-Key is blank: send 1 to "
+            f"{MAX_KEY_LENGTH} visible ASCII characters, or leave the header out", "blank")
+    return key
+
+
+def _json(model: BaseModel, status: int = 200, headers: dict[str, str] | None = None,
+          content_type: str = content_types.APPLICATION_JSON) -> Response[str]:
+    return Response(status_code=status, content_type=content_type,
+                    body=model.model_dump_json(), headers=headers)
 
 
 def _job_response(job: JobView, status: int) -> Response[str]:
-    return Response(status_code=status, content_type=content_types.APPLICATION_JSON,
-                    body=job.model_dump_json(), headers={"Location": job.links["self"]})
+    return _json(job, status, headers={"Location": job.links["self"]})
 
 
-@app.post("/jobs/generate", responses={202: {"description": "Accepted and queued"}})
+# --- jobs -----------------------------------------------------------------------------------
+
+
+@app.post("/jobs/generate", operation_id="generateRoutes", tags=["routes"],
+          responses=answers({202: ("Accepted and queued", JobView),
+                             200: ("Replay of an Idempotency-Key: the same job", JobView)},
+                            *WITH_BODY))
 def generate_routes(body: GenerateRoutesRequest,
                     idempotency_key: IdempotencyKey = None) -> Response[str]:
-    """Create a route-generation job and queue it (the seed's call). 200 on an idempotent replay."""
-    job, created = service.submit_job(
-        kind="generate_routes", payload=body.model_dump(mode="json", exclude_unset=True),
-        enqueue=True, idempotency_key=idempotency_key,
-    )
+    """Create a route-generation job and queue it (the seed's call)."""
+    payload = body.model_dump(mode="json", exclude_unset=True)
+    request = JobRequest.model_construct(kind=DEFAULT_KIND, payload=payload, priority=0,
+                                         max_attempts=None, run_at=None)  # validated: body
+    job, created = service.submit_job(request, enqueue=True,
+                                      idempotency_key=usable_key(idempotency_key),
+                                      request_body=payload)
     if created:
         record_enqueued(metrics, 1)
     return _job_response(JobView.of(job), 202 if created else 200)
 
 
-@app.post("/jobs")
+@app.post("/jobs", operation_id="createJob", tags=["jobs"],
+          responses=answers({201: ("Created, PENDING", JobView),
+                             200: ("Replay of an Idempotency-Key: the same job", JobView)},
+                            *WITH_BODY))
 def create_job(body: CreateJobRequest, idempotency_key: IdempotencyKey = None) -> Response[str]:
     """Create a job that stays PENDING until POST /jobs/{job_id}/enqueue."""
-    job, created = service.submit_job(
-        kind=body.kind, payload=body.payload, enqueue=False, idempotency_key=idempotency_key,
-        priority=body.priority, max_attempts=body.max_attempts, run_at=body.run_at,
-        request_body=body.model_dump(mode="json"),
-    )
+    job, created = service.submit_job(body, enqueue=False,
+                                      idempotency_key=usable_key(idempotency_key))
     return _job_response(JobView.of(job), 201 if created else 200)
 
 
-@app.post("/jobs/batch")
+@app.post("/jobs/batch", operation_id="createJobs", tags=["jobs"],
+          responses=answers({202: ("All queued, in one transaction", BatchResponse)},
+                            *WITH_BODY))
 def create_batch(body: BatchRequest) -> Response[str]:
-    """Create and queue up to 1,000 jobs in one transaction."""
-    ids = service.submit_jobs([
-        NewJob(kind=item.kind, payload=item.payload, priority=item.priority) for item in body.jobs
-    ])
+    """Create and queue up to 1,000 jobs in one transaction; each keeps its run_at,
+    priority and max_attempts."""
+    ids = service.submit_jobs(body.jobs)
     record_enqueued(metrics, len(ids))
-    answer = BatchResponse(count=len(ids), job_ids=ids)
-    return Response(202, content_types.APPLICATION_JSON, answer.model_dump_json())
+    return _json(BatchResponse(count=len(ids), job_ids=ids), 202)
 
 
-@app.post("/jobs/<job_id>/enqueue")
+@app.post("/jobs/<job_id>/enqueue", operation_id="enqueueJob", tags=["jobs"],
+          responses=answers({200: ("Now QUEUED", JobView)}, 404, 409))
 def enqueue_job(job_id: UUID) -> JobView:
     """PENDING -> QUEUED."""
     job = JobView.of(service.enqueue_job(job_id))
@@ -97,67 +163,88 @@ def enqueue_job(job_id: UUID) -> JobView:
     return job
 
 
-@app.post("/jobs/<job_id>/cancel")
+@app.post("/jobs/<job_id>/cancel", operation_id="cancelJob", tags=["jobs"],
+          responses=answers({200: ("CANCELLED, or cancel_requested while RUNNING", JobView)},
+                            404, 409))
 def cancel_job(job_id: UUID) -> JobView:
     """PENDING/QUEUED -> CANCELLED; a RUNNING job is asked to stop at its next heartbeat."""
     return JobView.of(service.cancel_job(job_id))
 
 
-@app.post("/jobs/<job_id>/retry")
+@app.post("/jobs/<job_id>/retry", operation_id="retryJob", tags=["jobs"],
+          responses=answers({200: ("QUEUED again", JobView)}, 404, 409))
 def retry_job(job_id: UUID) -> JobView:
     """FAILED/CANCELLED -> QUEUED with a fresh set of attempts."""
     return JobView.of(service.retry_job(job_id))
 
 
-@app.get("/jobs/stats")
+@app.get("/jobs/stats", operation_id="getStats", tags=["jobs"],
+         responses=answers({200: ("Counts", StatsView)}))
 def stats() -> StatsView:
     """Jobs by progress, and the age of the oldest QUEUED job."""
     return StatsView.of(service.queue_stats())
 
 
-@app.get("/jobs/throughput")
+@app.get("/jobs/throughput", operation_id="getThroughput", tags=["jobs"],
+         responses=answers({200: ("Jobs finished per minute, by outcome", ThroughputView)}))
 def throughput(minutes: Annotated[int, Query(ge=1, le=24 * 60)] = 60) -> ThroughputView:
     """Jobs finished per minute over the last ``minutes`` (the dashboard's chart)."""
     since = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=minutes - 1)
     return ThroughputView.of(since, service.finished_per_minute(since=since))
 
 
-@app.get("/jobs")
+@app.get("/jobs", operation_id="listJobs", tags=["jobs"],
+         responses=answers({200: ("One page, newest first", JobPage)}))
 def list_jobs(progress: Annotated[Progress | None, Query()] = None,
               kind: Annotated[str | None, Query(max_length=100, pattern=NO_NUL)] = None,
               limit: Annotated[int, Query(ge=1, le=200)] = 50,
               cursor: Annotated[str | None, Query(max_length=200)] = None) -> Response[str]:
     """Newest first; follow ``next_cursor`` for the next page."""
-    try:
-        before = decode_cursor(cursor) if cursor else None
-    except ValueError as exc:
-        return http.error_response(422, "validation_error", str(exc), [{"field": "query.cursor"}])
+    before = decode_cursor(cursor) if cursor else None
     jobs = service.list_jobs(progress=progress, kind=kind, limit=limit, before=before)
-    page = JobPage(jobs=[JobView.of(job) for job in jobs],
-                   next_cursor=encode_cursor(jobs[-1]) if len(jobs) == limit else None)
-    return Response(200, content_types.APPLICATION_JSON, page.model_dump_json())
+    return _json(JobPage(jobs=[JobView.of(job) for job in jobs],
+                         next_cursor=encode_cursor(jobs[-1]) if len(jobs) == limit else None))
 
 
-@app.get("/jobs/<job_id>")
-def get_job(job_id: UUID,
-            include_payload: Annotated[bool, Query(description="Add the job's payload")] = False,
-            ) -> JobView:
+@app.get("/jobs/<job_id>", operation_id="getJob", tags=["jobs"],
+         responses=answers({200: ("The job", JobView)}, 404))
+def get_job(job_id: UUID) -> JobView:
     """The seed's status call."""
-    return JobView.of(service.get_job(job_id), with_payload=include_payload)
+    return JobView.of(service.get_job(job_id))
 
 
-@app.get("/jobs/<job_id>/routes")
+@app.get("/jobs/<job_id>/payload", operation_id="getJobPayload", tags=["jobs"],
+         responses=answers({200: ("What the job was asked to do", PayloadView)}, 404))
+def get_job_payload(job_id: UUID) -> PayloadView:
+    """The job's payload, left out of the job itself because it can be large."""
+    job = service.get_job(job_id)
+    return PayloadView(job_id=job.job_id, kind=job.kind, payload=job.payload)
+
+
+@app.get("/jobs/<job_id>/routes", operation_id="getRoutes", tags=["routes"],
+         responses={**answers({}, 404, 409), 200: {
+             "description": "The route group: JSON, or GeoJSON with ?format=geojson",
+             # One schema per media type, and both under JSON too: a generated client reads
+             # the first JSON media type of an answer, whichever format was asked for.
+             "content": {"application/json": {"model": RoutesView | FeatureCollection},
+                         GEOJSON: {"model": FeatureCollection}}}})
 def get_routes(job_id: UUID,
-               format: Annotated[str, Query(pattern="^(json|geojson)$")] = "json") -> Any:
+               format: Annotated[str, Query(pattern="^(json|geojson)$")] = "json") -> Response[str]:
     """The route group a COMPLETED route-generation job produced; ``?format=geojson`` for maps."""
-    return service.job_routes(job_id, geojson=format == "geojson")
+    answer = service.job_routes(job_id, geojson=format == "geojson")
+    if format == "geojson":
+        return _json(FeatureCollection.model_validate(answer), content_type=GEOJSON)
+    return _json(RoutesView.model_validate(answer))
 
 
-@app.get("/health")
-def health() -> Response[str]:
+# --- the service ----------------------------------------------------------------------------
+
+
+@app.get("/health", operation_id="getHealth", tags=["service"],
+         responses=answers({200: ("Up, and the database answers", HealthView)}))
+def health() -> HealthView:
     service.check_database()
-    return Response(200, content_types.APPLICATION_JSON,
-                    HealthView(status="ok", database="ok").model_dump_json())
+    return HealthView(status="ok", database="ok")
 
 
 @app.get("/ui", include_in_schema=False)
@@ -184,7 +271,7 @@ def ui_vendor_file(name: str) -> Response[str]:
 def _ui_answer(name: str) -> Response[str]:
     found = ui.static_file(name)
     if found is None:
-        return http.error_response(404, "not_found", f"no such file of the dashboard: {name}")
+        return http.Problem(404, "not_found", f"no such file of the dashboard: {name}").response()
     body, content_type = found
     return Response(200, content_type, body, headers={"Cache-Control": "no-cache"})
 
@@ -198,21 +285,25 @@ def openapi() -> Response[str]:
 
 @app.not_found
 def on_unknown_route(exc: Exception) -> Response[str]:
-    return http.error_response(404, "not_found", "no such route; see /docs")
+    return http.NO_ROUTE.response()
 
 
 @app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]
 def on_invalid_request(exc: RequestValidationError) -> Response[str]:
-    return http.validation_response(exc.errors())
+    return http.problem_for(http.invalid_request(exc.errors())).response()
 
 
 @app.exception_handler(Exception)  # type: ignore[untyped-decorator]
 def on_error(exc: Exception) -> Response[str]:
-    return http.response_for_exception(exc)
+    return http.problem_for(exc).response()
 
 
 @metrics.log_metrics
 @traced
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return http.guard_request(event) or app.resolve(event, context)
+    try:
+        http.guard_request(event, get_settings().max_body_bytes)
+    except Exception as exc:  # refused before routing: the same table, API Gateway's format
+        return http.problem_for(exc).gateway()
+    return app.resolve(event, context)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar, Literal, Self
 from uuid import UUID
 
 from pydantic import (
@@ -18,17 +18,21 @@ from pydantic import (
     model_validator,
 )
 
+from jobworker.api.http import InvalidCursor
+from jobworker.api.public import PublicForm
 from jobworker.kinds import kind_spec
-from jobworker.queue import DEFAULT_KIND, FinishedMinute, Job, QueueStats
+from jobworker.queue import DEFAULT_KIND, FinishedMinute, Job, NewJob, QueueStats
 from jobworker.queue.errors import PermanentJobError
+from jobworker.queue.problems import describe, field_problems
 from jobworker.queue.progress import Progress
+from jobworker.routes.plan import PlannedRoute, SolverInfo
 
 MAX_BATCH = 1000
 EARLIEST_RUN_AT = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_DELAY = timedelta(days=366)
 
 
-class CreateJobRequest(BaseModel):
+class JobRequest(BaseModel):
     """A job of any registered kind. Its payload is validated against the kind's model."""
 
     model_config = ConfigDict(extra="forbid")
@@ -36,7 +40,8 @@ class CreateJobRequest(BaseModel):
     kind: str = Field(DEFAULT_KIND, min_length=1, max_length=100, examples=["generate_routes"])
     payload: dict[str, Any] = Field(default_factory=dict)
     priority: int = Field(0, ge=-1000, le=1000, description="Lower runs first")
-    max_attempts: int | None = Field(None, ge=1, le=100)
+    max_attempts: int | None = Field(None, ge=1, le=100,
+                                     description="Default: the service's MAX_ATTEMPTS")
     run_at: AwareDatetime | None = Field(None, description="Not before this time (with timezone)")
 
     @field_validator("run_at")
@@ -51,7 +56,7 @@ class CreateJobRequest(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _payload_fits_kind(self) -> CreateJobRequest:
+    def _payload_fits_kind(self) -> Self:
         try:
             spec = kind_spec(self.kind)
         except PermanentJobError as exc:
@@ -61,14 +66,29 @@ class CreateJobRequest(BaseModel):
                 spec.payload_model.model_validate(self.payload)
             except ValidationError as exc:
                 raise ValueError(f"payload does not fit kind {self.kind!r}: "
-                                 + describe_errors(exc.errors())) from None
+                                 + describe(field_problems(exc.errors()))) from None
         return self
+
+    def new_job(self, default_max_attempts: int, idempotency_key: str | None = None,
+                request_hash: str | None = None) -> NewJob:
+        """The job to insert: every field of the request, the service's defaults for the rest."""
+        return NewJob(kind=self.kind, payload=self.payload, priority=self.priority,
+                      max_attempts=self.max_attempts or default_max_attempts, run_at=self.run_at,
+                      idempotency_key=idempotency_key, request_hash=request_hash)
+
+
+class CreateJobRequest(JobRequest):
+    """``POST /jobs``: one job, PENDING until enqueued."""
+
+
+class BatchItem(JobRequest):
+    """One job of ``POST /jobs/batch``; queued at once, not before its ``run_at``."""
 
 
 class BatchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    jobs: list[CreateJobRequest] = Field(min_length=1, max_length=MAX_BATCH)
+    jobs: list[BatchItem] = Field(min_length=1, max_length=MAX_BATCH)
 
 
 class BatchResponse(BaseModel):
@@ -79,14 +99,17 @@ class BatchResponse(BaseModel):
 class AttemptView(BaseModel):
     attempt: int
     outcome: str
-    owner: str | None = None
+    owner: str | None = Field(None, description="The worker, by its public name")
     error: str | None = None
     started_at: datetime | None = None
     ended_at: datetime | None = None
 
 
 class JobView(BaseModel):
-    """A job as the API shows it (the payload only when asked for: it can be large)."""
+    """A job as the API shows it: the row, less what stays private (``HIDDEN``), with the
+    worker names and error texts in their public form (see :mod:`jobworker.api.public`)."""
+
+    HIDDEN: ClassVar[frozenset[str]] = frozenset({"payload", "idempotency_key", "request_hash"})
 
     job_id: UUID
     kind: str
@@ -101,29 +124,41 @@ class JobView(BaseModel):
     updated_at: datetime
     route_group_id: UUID | None
     cancel_requested: bool
-    error: str | None
+    lease_owner: str | None = Field(description="The worker holding the job, while RUNNING")
+    lease_expires_at: datetime | None
+    error: str | None = Field(description="Why the job failed or was cancelled")
     result: Any
     attempt_history: list[AttemptView]
-    links: dict[str, str]
-    lease_owner: str | None = Field(None, description="The worker running it (RUNNING only)")
-    lease_expires_at: datetime | None = None
-    payload: dict[str, Any] | None = Field(None, description="With ?include_payload=true")
+    links: dict[str, str] = Field(description="self, and what the job's kind serves (routes)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_job(cls, data: Any) -> Any:
+        if not isinstance(data, Job):
+            return data
+        public = PublicForm.of(data)
+        values = {name: getattr(data, name) for name in cls.model_fields if hasattr(data, name)}
+        values.update(
+            lease_owner=public.owner(data.lease_owner), error=public.reason(data.error),
+            attempt_history=[public.attempt(entry) for entry in data.attempt_history],
+            links=links_of(data))
+        return values
 
     @classmethod
-    def of(cls, job: Job, *, with_payload: bool = False) -> JobView:
-        links = {"self": f"/jobs/{job.job_id}"}
-        if job.kind == DEFAULT_KIND:
-            links["routes"] = f"/jobs/{job.job_id}/routes"
-        return cls(
-            job_id=job.job_id, kind=job.kind, progress=job.progress, priority=job.priority,
-            attempts=job.attempts, max_attempts=job.max_attempts, run_at=job.run_at,
-            created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at,
-            updated_at=job.updated_at, route_group_id=job.route_group_id,
-            cancel_requested=job.cancel_requested, error=job.error, result=job.result,
-            attempt_history=[AttemptView.model_validate(item) for item in job.attempt_history],
-            links=links, lease_owner=job.lease_owner, lease_expires_at=job.lease_expires_at,
-            payload=job.payload if with_payload else None,
-        )
+    def of(cls, job: Job) -> JobView:
+        return cls.model_validate(job)
+
+
+def links_of(job: Job) -> dict[str, str]:
+    """``self``, what the job's kind declares, and ``routes`` whenever the job has a route
+    group (whatever its kind: a row written by other means still shows its routes)."""
+    try:
+        declared = kind_spec(job.kind).links
+    except PermanentJobError:  # a kind this process does not know (written by raw SQL)
+        declared = ()
+    names = {*declared, *(("routes",) if job.route_group_id is not None else ())}
+    return {"self": f"/jobs/{job.job_id}"} | {name: f"/jobs/{job.job_id}/{name}"
+                                              for name in sorted(names)}
 
 
 class JobPage(BaseModel):
@@ -143,6 +178,14 @@ class StatsView(BaseModel):
             queue_depth=stats.queue_depth,
             oldest_queued_age_seconds=stats.oldest_queued_age_seconds,
         )
+
+
+class PayloadView(BaseModel):
+    """What a job was asked to do (left out of JobView: it can be large)."""
+
+    job_id: UUID
+    kind: str
+    payload: dict[str, Any]
 
 
 class MinuteCounts(BaseModel):
@@ -178,20 +221,71 @@ def encode_cursor(job: Job) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
-    """Raises ValueError for anything that is not a cursor this API handed out."""
+    """Raises InvalidCursor for anything that is not a cursor this API handed out."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         created_at, job_id = raw.split("|")
         return datetime.fromisoformat(created_at), UUID(job_id)
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise ValueError("cursor is not one this API returned") from None
+        raise InvalidCursor from None
 
 
-def describe_errors(errors: Any) -> str:
-    """pydantic errors as one readable line: ``field.path: message; ...``."""
-    parts = []
-    for error in errors:
-        where = ".".join(str(part) for part in error.get("loc", ()))
-        message = error.get("msg") or error.get("type", "invalid")
-        parts.append(f"{where}: {message}" if where else str(message))
-    return "; ".join(parts)
+class ErrorDetail(BaseModel):
+    """One thing wrong: a field and why, or facts about the refusal (``current_progress``...)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    field: str | None = None
+    message: str | None = None
+    type: str | None = None
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(examples=["not_found"])
+    message: str
+    details: list[ErrorDetail] = Field(default_factory=list)
+
+
+class ErrorEnvelope(BaseModel):
+    """Every 4xx and 5xx answer of the API."""
+
+    error: ErrorBody
+
+
+class LatLon(BaseModel):
+    lat: float
+    lon: float
+
+
+class RoutesView(BaseModel):
+    """A COMPLETED route job's route group. Typed from the plan's own records where they exist;
+    fields the plan adds later pass through (``extra``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    job_id: UUID
+    route_group_id: UUID
+    created_at: datetime
+    depot: LatLon
+    total_distance_km: float
+    total_duration_minutes: float
+    vehicles_used: int
+    locations_served: int
+    routes: list[PlannedRoute]
+    solver: SolverInfo
+    notes: list[str] = Field(default_factory=list)
+
+
+class Feature(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    type: Literal["Feature"]
+    geometry: dict[str, Any]
+    properties: dict[str, Any]
+
+
+class FeatureCollection(BaseModel):
+    """The route group as GeoJSON (RFC 7946): the depot, then per route its line and stops."""
+
+    type: Literal["FeatureCollection"]
+    features: list[Feature]

@@ -15,9 +15,10 @@ from typing import Any
 from uuid import UUID
 
 from jobworker import queue
+from jobworker.api.models import JobRequest
 from jobworker.aws.kick import kick_poller
 from jobworker.aws.runtime import get_engine, get_settings
-from jobworker.queue import Job, NewJob, QueueStats
+from jobworker.queue import Job, QueueStats
 from jobworker.queue.progress import Progress
 
 log = logging.getLogger("jobworker.service")
@@ -29,29 +30,17 @@ def request_hash(body: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def submit_job(
-    *,
-    kind: str,
-    payload: Mapping[str, Any],
-    enqueue: bool,
-    idempotency_key: str | None = None,
-    priority: int = 0,
-    max_attempts: int | None = None,
-    run_at: datetime | None = None,
-    request_body: Mapping[str, Any] | None = None,
-) -> tuple[Job, bool]:
-    """Create a job (and enqueue it, in the same transaction); returns ``(job, created)``."""
-    new = NewJob(
-        kind=kind,
-        payload=payload,
-        priority=priority,
-        max_attempts=max_attempts or get_settings().max_attempts,
-        run_at=run_at,
-        idempotency_key=idempotency_key,
-        request_hash=request_hash(request_body if request_body is not None else payload)
-        if idempotency_key
-        else None,
-    )
+def submit_job(request: JobRequest, *, enqueue: bool, idempotency_key: str | None = None,
+               request_body: Mapping[str, Any] | None = None) -> tuple[Job, bool]:
+    """Create a job (and enqueue it, in the same transaction); returns ``(job, created)``.
+
+    With a key, the fingerprint of ``request_body`` (default: the request) is stored beside
+    it, so a replay with another body is refused instead of answered with this job.
+    """
+    body = request_body if request_body is not None else request.model_dump(mode="json")
+    new = request.new_job(get_settings().max_attempts, idempotency_key=idempotency_key,
+                          request_hash=request_hash(body) if idempotency_key is not None
+                          else None)
     with get_engine().begin() as conn:
         job, created = queue.create_job(conn, new, enqueue=enqueue)
     if created and enqueue:
@@ -59,10 +48,12 @@ def submit_job(
     return job, created
 
 
-def submit_jobs(jobs: Sequence[NewJob]) -> list[UUID]:
-    """Create and enqueue many jobs in one transaction."""
+def submit_jobs(requests: Sequence[JobRequest]) -> list[UUID]:
+    """Create and enqueue many jobs in one transaction, each with every field it asked for."""
+    default_max_attempts = get_settings().max_attempts
     with get_engine().begin() as conn:
-        ids = queue.create_jobs(conn, jobs, enqueue=True, max_attempts=get_settings().max_attempts)
+        ids = queue.create_jobs(conn, [item.new_job(default_max_attempts) for item in requests],
+                                enqueue=True)
     kick_poller()
     return ids
 

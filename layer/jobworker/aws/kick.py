@@ -2,8 +2,10 @@
 
 In AWS the API invokes the poller Lambda asynchronously (``InvocationType=Event``);
 ``jobworker dev`` installs a local kicker that starts its poller the same way, in-process.
-Kicks are debounced to one per second per process, and a failed kick is only logged: the
-schedule is the safety net.
+Kicks are debounced to one per second per process. The kick sits on the request path of a
+job that is already committed, so it may cost the answer at most ``KICK_BUDGET_SECONDS``:
+short connect and read timeouts, no retries. A failed kick is a log line and a
+``PollerKickFailed`` metric, never an error: the schedule is the safety net.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from functools import lru_cache
 from typing import Any
 
@@ -22,6 +25,12 @@ log = logging.getLogger("jobworker.kick")
 
 KICK_INTERVAL_SECONDS = 1.0
 KICK_EVENT = {"source": "jobworker.kick"}
+# An async invoke answers in milliseconds when Lambda's API is reachable; when it is not (a
+# subnet with no route to it), boto3's defaults (60 s + 60 s, retried) would hold the request
+# until API Gateway gives up with a 5xx for a job that was committed.
+CONNECT_TIMEOUT_SECONDS = 0.5
+READ_TIMEOUT_SECONDS = 0.5
+KICK_BUDGET_SECONDS = CONNECT_TIMEOUT_SECONDS + READ_TIMEOUT_SECONDS
 
 _lock = threading.Lock()
 _last_kick = -KICK_INTERVAL_SECONDS
@@ -43,11 +52,28 @@ def reset_debounce() -> None:
     _last_kick = -KICK_INTERVAL_SECONDS
 
 
+def client_config() -> Any:
+    """botocore's Config for the kick: one try, short timeouts."""
+    from botocore.config import Config
+
+    return Config(connect_timeout=CONNECT_TIMEOUT_SECONDS, read_timeout=READ_TIMEOUT_SECONDS,
+                  retries={"total_max_attempts": 1, "mode": "standard"})
+
+
 @lru_cache(maxsize=1)
 def _lambda_client() -> Any:
     import boto3
 
-    return boto3.client("lambda")
+    return boto3.client("lambda", config=client_config())
+
+
+def _count_failure() -> None:
+    """Powertools keeps one metric set per process: the handler's log_metrics publishes it."""
+    from aws_lambda_powertools import Metrics
+    from aws_lambda_powertools.metrics import MetricUnit
+
+    with suppress(Exception):  # counting a failure must not become one
+        Metrics().add_metric(name="PollerKickFailed", unit=MetricUnit.Count, value=1)
 
 
 def kick_poller() -> bool:
@@ -72,5 +98,6 @@ def kick_poller() -> bool:
         )
     except Exception:
         log.warning("Could not kick the poller; the schedule will pick the job up", exc_info=True)
+        _count_failure()
         return False
     return True

@@ -7,14 +7,36 @@ password within that time, without a redeploy or a cold start.
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import event
-from sqlalchemy.engine import URL, Engine
+from typing import TYPE_CHECKING, Any
 
 from jobworker.aws.settings import ConfigError
+from jobworker.queue.errors import JobworkerError
+
+if TYPE_CHECKING:  # SQLAlchemy loads on first use: the API's error table imports this module
+    from sqlalchemy.engine import URL, Engine
 
 SECRET_MAX_AGE_SECONDS = 300
+# Answers that say "not now", not "not like this": retry later, do not page about the config.
+TRANSIENT_ERROR_CODES = frozenset({
+    "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded",
+    "InternalServiceError", "InternalFailure", "ServiceUnavailable", "ServiceUnavailableException",
+})
+
+
+class SecretUnavailable(JobworkerError):
+    """Secrets Manager did not answer this time (throttled, its own fault, unreachable)."""
+
+
+def is_transient(exc: BaseException | None) -> bool:
+    """True for a Secrets Manager failure that may pass: throttling, a 5xx, no connection."""
+    from botocore.exceptions import ClientError, HTTPClientError
+    from botocore.exceptions import ConnectionError as NoConnection
+
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return code in TRANSIENT_ERROR_CODES or status >= 500
+    return isinstance(exc, NoConnection | HTTPClientError)
 
 
 def read_secret(secret_arn: str) -> dict[str, Any]:
@@ -32,6 +54,11 @@ def read_secret(secret_arn: str) -> dict[str, Any]:
     except TransformParameterError:
         raise ConfigError(f"DB_SECRET_ARN: secret {secret_arn} is not JSON") from None
     except GetParameterError as exc:
+        # Powertools re-raises whatever the SDK raised inside its except block: that is the
+        # context of the error, and it decides between "retry later" and "misconfigured".
+        if is_transient(exc.__context__):
+            raise SecretUnavailable(f"cannot read secret {secret_arn} right now: "
+                                    f"{exc.__context__}") from exc.__context__
         raise ConfigError(f"DB_SECRET_ARN: cannot read secret {secret_arn}: {exc}") from None
     if not isinstance(secret, dict) or "username" not in secret or "password" not in secret:
         raise ConfigError(
@@ -47,6 +74,8 @@ def database_url_from_secret(secret_arn: str, *, host: str | None = None,
     ``host`` overrides the secret's host (point it at the RDS Proxy endpoint); empty values
     mean "use the secret's".
     """
+    from sqlalchemy.engine import URL
+
     secret = read_secret(secret_arn)
     return URL.create(
         "postgresql+psycopg",
@@ -61,6 +90,7 @@ def database_url_from_secret(secret_arn: str, *, host: str | None = None,
 
 def follow_rotation(engine: Engine, secret_arn: str) -> None:
     """Give each new connection the secret's current username and password."""
+    from sqlalchemy import event
 
     @event.listens_for(engine, "do_connect")
     def _fresh_credentials(dialect: Any, record: Any, cargs: Any, cparams: dict[str, Any]) -> None:

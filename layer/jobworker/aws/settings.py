@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from jobworker.queue.errors import JobworkerError
+from jobworker.queue.problems import field_problems
 
 
 class ConfigError(JobworkerError):
@@ -87,11 +88,9 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         return Settings.model_validate(values)
     except ValidationError as exc:
         problems = []
-        for error in exc.errors():
-            name = "_".join(str(part) for part in error["loc"]).upper() or "settings"
-            got = error.get("input")
-            shown = "" if isinstance(got, dict) else f" (got {got!r})"
-            problems.append(f"{name}: {error['msg']}{shown}")
+        for problem in field_problems(exc.errors(), separator="_"):
+            shown = "" if isinstance(problem.input, dict) else f" (got {problem.input!r})"
+            problems.append(f"{problem.field.upper() or 'settings'}: {problem.message}{shown}")
         raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
 
 

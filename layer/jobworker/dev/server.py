@@ -20,6 +20,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,8 @@ from jobworker.dev.local import LambdaHandler, LocalContext, load_handler
 log = logging.getLogger("jobworker.dev")
 
 SCHEDULE_EVENT = {"source": "jobworker.schedule"}
+SOCKET_TIMEOUT_SECONDS = 30.0  # a client that sends nothing for this long is dropped
+LAMBDA_PAYLOAD_BYTES = 6 * 1024 * 1024  # the most a synchronous Lambda invoke takes
 
 
 def request_to_event(method: str, target: str, headers: dict[str, str], body: bytes,
@@ -72,16 +75,30 @@ def request_to_event(method: str, target: str, headers: dict[str, str], body: by
 
 
 class ApiRequestHandler(BaseHTTPRequestHandler):
+    """Every request, whatever its method, goes to the API handler, as API Gateway's
+    ``$default`` route sends it: a method the API does not route gets the API's JSON 404, not
+    http.server's HTML 501. The body is read only up to ``max_body_bytes`` (Lambda's own
+    limit unless ``serve`` sets the API's), and a silent client is dropped after ``timeout``."""
+
     api: LambdaHandler
     server_version = "jobworker-dev"
     # One request at a time through the handler, as in one Lambda container: the resolver keeps
     # the current event in module state, so concurrent requests (a page's parallel fetches)
     # would answer each other's routes.
     api_lock = threading.Lock()
+    default_request_version = "HTTP/1.0"  # so a refused request line still gets headers
+    timeout = SOCKET_TIMEOUT_SECONDS  # StreamRequestHandler sets it on the socket
+    max_body_bytes = LAMBDA_PAYLOAD_BYTES
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("do_"):  # http.server dispatches on do_<METHOD>
+            return self._serve
+        raise AttributeError(name)
 
     def _serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
+        body = self._read_body()
+        if body is None:
+            return
         event = request_to_event(self.command, self.path, dict(self.headers.items()), body,
                                  source_ip=self.client_address[0],
                                  host=self.headers.get("Host", "127.0.0.1"))
@@ -97,14 +114,56 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
                 self.send_header(name, value)
         for cookie in answer.get("cookies") or []:
             self.send_header("Set-Cookie", cookie)
+        self._send_body(data)
+
+    def _read_body(self) -> bytes | None:
+        """The body, or None after answering why it will not be read."""
+        if self.headers.get("Transfer-Encoding"):
+            self._refuse(411, "length_required", "send the body with a Content-Length")
+            return None
+        declared = self.headers.get("Content-Length") or "0"
+        if not declared.isdigit():
+            self._refuse(400, "malformed_request", "Content-Length is not a number")
+            return None
+        length = int(declared)
+        if length > self.max_body_bytes:
+            self._refuse(413, "body_too_large", f"request body is {length} bytes; the limit is "
+                         f"{self.max_body_bytes}")
+            return None
+        body = self.rfile.read(length) if length else b""
+        if len(body) < length:
+            self.close_connection = True  # the client went away mid-body: nothing to answer
+            return None
+        return body
+
+    def _refuse(self, status: int, code: str, message: str) -> None:
+        self.close_connection = True  # the unread body must not be taken for the next request
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Connection", "close")
+        self._send_body(json.dumps({"error": {"code": code, "message": message}}).encode())
+
+    def _send_body(self, data: bytes) -> None:
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
-        self.wfile.write(data)
+        if self.command != "HEAD":
+            self.wfile.write(data)
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _serve
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None
+                   ) -> None:
+        """What http.server itself refuses (a malformed request line, headers too long),
+        in the API's envelope instead of an HTML page."""
+        self._refuse(code, "malformed_request", message or HTTPStatus(code).phrase)
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s %s", self.address_string(), format % args)
+
+
+def without_password(url: str) -> str:
+    """The URL to print: the password, if any, as ***."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
 
 
 class LocalScheduler:
@@ -180,12 +239,12 @@ def database(data_dir: Path) -> Iterator[tuple[str, str]]:
     Yields the URL and a psql command line for it."""
     if os.environ.get("DATABASE_URL"):
         url = os.environ["DATABASE_URL"]
-        yield url, f"psql '{url}'"
+        yield url, f"psql '{without_password(url)}'"
         return
     from jobworker.dev.localdb import embedded_postgres
 
     with embedded_postgres(data_dir.resolve(), keep=True) as server:
-        yield server.url, f"{server.bin_dir / 'psql'} '{server.url}'"
+        yield server.url, f"{server.bin_dir / 'psql'} '{without_password(server.url)}'"
 
 
 def serve(*, host: str, port: int, data_dir: Path, poller_timeout: float, sweep_every: float,
@@ -212,6 +271,7 @@ def serve(*, host: str, port: int, data_dir: Path, poller_timeout: float, sweep_
                                    max_pollers=max_pollers)
         kick.set_local_kicker(scheduler.kick if kick_enabled else kick.no_kick)
         ApiRequestHandler.api = staticmethod(api)
+        ApiRequestHandler.max_body_bytes = config.max_body_bytes
         httpd = ThreadingHTTPServer((host, port), ApiRequestHandler)
         httpd.daemon_threads = True
         threading.Thread(target=httpd.serve_forever, daemon=True).start()

@@ -128,6 +128,7 @@ class KindSpec:
 
     handler: JobHandler
     payload_model: type[BaseModel] | None = None
+    links: tuple[str, ...] = ()  # sub-resources of its jobs the API links: /jobs/{id}/<link>
 
 
 # Imported by name, not statically: the registry sits below the kinds that register with it.
@@ -138,15 +139,16 @@ _plugins_loaded = False
 _plugins_lock = threading.Lock()
 
 
-def job_kind(name: str, payload_model: type[BaseModel] | None = None
-             ) -> Callable[[JobHandler], JobHandler]:
+def job_kind(name: str, payload_model: type[BaseModel] | None = None,
+             links: tuple[str, ...] = ()) -> Callable[[JobHandler], JobHandler]:
     """Decorator: register ``handler`` as the work of jobs of kind ``name``.
 
-    With ``payload_model``, the API refuses (422) a job whose payload does not validate.
+    With ``payload_model``, the API refuses (422) a job whose payload does not validate;
+    ``links`` names what the API serves about such a job (``"routes"``: /jobs/{id}/routes).
     """
 
     def register(handler: JobHandler) -> JobHandler:
-        _registry[name] = KindSpec(handler, payload_model)
+        _registry[name] = KindSpec(handler, payload_model, links)
         return handler
 
     return register

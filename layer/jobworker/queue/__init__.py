@@ -11,7 +11,6 @@ from jobworker.queue.jobs import (
     ClaimedJob,
     Completion,
     FinishedMinute,
-    Job,
     NewJob,
     QueueStats,
     Recovered,
@@ -40,6 +39,7 @@ from jobworker.queue.jobs import (
     result_json,
     retry_job,
 )
+from jobworker.queue.rows import Job
 
 __all__ = [
     "DEFAULT_KIND", "ClaimedJob", "Completion", "FinishedMinute", "Job", "NewJob", "QueueStats",

@@ -24,44 +24,14 @@ from jobworker.queue.errors import (
     LeaseStillHeld,
 )
 from jobworker.queue.progress import Progress
+from jobworker.queue.rows import Job
 from jobworker.queue.sql import binary_statement, query
 from jobworker.queue.storable import dotted, inspect_json
 
 if TYPE_CHECKING:  # SQLAlchemy loads on first use, not on import
-    from sqlalchemy.engine import Connection, Row
+    from sqlalchemy.engine import Connection
 
 DEFAULT_KIND = "generate_routes"
-
-
-@dataclass(frozen=True, slots=True)
-class Job:
-    job_id: UUID
-    kind: str
-    progress: Progress
-    payload: dict[str, Any]
-    result: Any
-    error: str | None
-    priority: int
-    run_at: datetime
-    attempts: int
-    max_attempts: int
-    lease_owner: str | None
-    lease_expires_at: datetime | None
-    cancel_requested: bool
-    idempotency_key: str | None
-    request_hash: str | None
-    attempt_history: list[dict[str, Any]]
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    updated_at: datetime
-    route_group_id: UUID | None
-
-    @classmethod
-    def from_row(cls, row: Row[Any]) -> Job:
-        values = row._asdict()
-        values["progress"] = Progress(values["progress"])
-        return cls(**values)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,10 +154,14 @@ def create_jobs(
     jobs: Sequence[NewJob],
     *,
     enqueue: bool = True,
-    max_attempts: int = 3,
+    max_attempts: int | None = None,
     now: datetime | None = None,
 ) -> list[UUID]:
-    """Bulk insert in one statement (no idempotency keys); returns the new ids in input order."""
+    """Bulk insert in one statement (no idempotency keys); returns the new ids in input order.
+
+    Each job keeps its own priority, ``run_at`` and ``max_attempts``; ``max_attempts`` here,
+    when given, overrides the latter for the whole batch.
+    """
     if not jobs:
         return []
     rows = conn.execute(
@@ -196,8 +170,9 @@ def create_jobs(
             "kinds": [job.kind for job in jobs],
             "payloads": [json.dumps(job.payload) for job in jobs],
             "priorities": [job.priority for job in jobs],
+            "run_ats": [job.run_at for job in jobs],
+            "max_attempts": [max_attempts or job.max_attempts for job in jobs],
             "progress": (Progress.QUEUED if enqueue else Progress.PENDING).value,
-            "max_attempts": max_attempts,
             "now": now,
         },
     ).all()

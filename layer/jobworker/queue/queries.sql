@@ -139,10 +139,11 @@ RETURNING {job_columns};
 -- Bulk insert of already-validated jobs: one statement however many rows.
 INSERT INTO jobs (kind, progress, payload, priority, run_at, max_attempts, created_at, updated_at)
 SELECT new.kind, CAST(:progress AS progressenum), new.payload, new.priority,
-       COALESCE(CAST(:now AS timestamptz), now()), :max_attempts,
+       COALESCE(new.run_at, CAST(:now AS timestamptz), now()), new.max_attempts,
        COALESCE(CAST(:now AS timestamptz), now()), COALESCE(CAST(:now AS timestamptz), now())
-  FROM unnest(CAST(:kinds AS text[]), CAST(:payloads AS jsonb[]), CAST(:priorities AS smallint[]))
-       AS new(kind, payload, priority)
+  FROM unnest(CAST(:kinds AS text[]), CAST(:payloads AS jsonb[]), CAST(:priorities AS smallint[]),
+              CAST(:run_ats AS timestamptz[]), CAST(:max_attempts AS integer[]))
+       AS new(kind, payload, priority, run_at, max_attempts)
 RETURNING job_id;
 
 -- name: job_enqueue

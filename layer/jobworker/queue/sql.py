@@ -13,13 +13,6 @@ if TYPE_CHECKING:
 
 QUERIES_FILE = Path(__file__).with_name("queries.sql")
 
-JOB_COLUMNS = (
-    "job_id, kind, progress::text AS progress, payload, result, error, priority, run_at, "
-    "attempts, max_attempts, lease_owner, lease_expires_at, cancel_requested, idempotency_key, "
-    "request_hash, attempt_history, created_at, started_at, finished_at, updated_at, "
-    "route_group_id"
-)
-
 _NAME_LINE = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
 _PARAMETER = re.compile(r"(?<![:\w]):(\w+)")  # :name, not the second colon of ::type
 
@@ -31,8 +24,16 @@ def parse_queries(source: str) -> dict[str, str]:
     for name, body in zip(parts[1::2], parts[2::2], strict=True):
         if name in queries:
             raise ValueError(f"query {name!r} is defined twice in {QUERIES_FILE.name}")
-        queries[name] = body.strip().rstrip(";").replace("{job_columns}", JOB_COLUMNS)
+        queries[name] = body.strip().rstrip(";").replace("{job_columns}", job_columns())
     return queries
+
+
+@cache
+def job_columns() -> str:
+    """The select list of a whole job: the fields of ``Job``, in its order (its only copy)."""
+    from jobworker.queue.rows import job_select_list
+
+    return job_select_list()
 
 
 @cache

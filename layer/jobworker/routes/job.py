@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # SQLAlchemy loads on first use, not on import
 log = logging.getLogger("jobworker.routes")
 
 
-@job_kind("generate_routes", GenerateRoutesRequest)
+@job_kind("generate_routes", GenerateRoutesRequest, links=("routes",))
 def generate_routes(ctx: JobContext) -> JobOutcome:
     """Solve the vehicle routing problem in the payload and store the route group."""
     from uuid import UUID

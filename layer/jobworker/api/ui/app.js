@@ -190,7 +190,8 @@
 
   // --- one job ----------------------------------------------------------------------------
   async function job(id) {
-    const found = await api("GET", `/jobs/${id}?include_payload=true`);
+    const [found, asked] = await Promise.all([
+      api("GET", `/jobs/${id}`), api("GET", `/jobs/${id}/payload`)]);
     const message = h("div", { id: "action-result" });
     const act = (action) => async () => {
       try {
@@ -229,7 +230,7 @@
           found.error ? h("h2", {}, "Error") : null,
           found.error ? h("pre", { class: "error" }, found.error) : null,
           h("h2", {}, "Attempts"), timeline(found)),
-        h("div", {}, h("h2", {}, "Payload"), h("pre", {}, JSON.stringify(found.payload ?? {}, null, 2)),
+        h("div", {}, h("h2", {}, "Payload"), h("pre", {}, JSON.stringify(asked.payload, null, 2)),
           h("h2", {}, "Result"), h("pre", {}, JSON.stringify(found.result, null, 2)))),
     );
     if (!TERMINAL.has(found.progress)) later(() => route(), 2000);

@@ -1,0 +1,56 @@
+"""Where a value is wrong and why: the one reading of pydantic's validation errors.
+
+The API answers with one detail per problem, the settings name the environment variable, and
+job kinds put the one-line description in a failure reason. Every caller reads pydantic's
+error dicts through :func:`field_problems`, so a message reads the same wherever it shows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+VALUE_ERROR_PREFIX = "Value error, "  # pydantic's prefix for a validator's ValueError
+
+
+@dataclass(frozen=True, slots=True)
+class FieldProblem:
+    field: str  # dotted path, e.g. ``body.settings.vehicles``
+    message: str
+    type: str
+    input: Any = dataclasses.field(default=None, repr=False, compare=False)
+
+    def as_detail(self) -> dict[str, str]:
+        return {"field": self.field, "message": self.message, "type": self.type}
+
+
+def field_problems(errors: Iterable[Mapping[str, Any]], *, separator: str = ".",
+                   root: str | None = None) -> list[FieldProblem]:
+    """pydantic's ``errors()`` as problems; ``root`` is put in front of every path."""
+    problems = []
+    for error in errors:
+        parts = [str(part) for part in error.get("loc", ())]
+        if root is not None:
+            parts.insert(0, root)
+        problems.append(FieldProblem(separator.join(parts), _message(error),
+                                     str(error.get("type", "invalid")), error.get("input")))
+    return problems
+
+
+def describe(problems: Sequence[FieldProblem], limit: int = 5) -> str:
+    """One line a person can read: ``where: what`` for the first ``limit`` problems."""
+    parts = [f"{p.field}: {p.message}" if p.field else p.message for p in problems[:limit]]
+    if len(problems) > limit:
+        parts.append(f"and {len(problems) - limit} more")
+    return "; ".join(parts)
+
+
+def _message(error: Mapping[str, Any]) -> str:
+    if error.get("msg"):
+        return str(error["msg"]).removeprefix(VALUE_ERROR_PREFIX)
+    context = error.get("ctx") or {}
+    if "error" in context:
+        return str(context["error"]).removeprefix(VALUE_ERROR_PREFIX)
+    return str(error.get("type", "invalid")).replace("_", " ")
