@@ -81,6 +81,7 @@ def test_ui__serves_its_files_with_their_type(api: LambdaClient, name: str, kind
 
 def test_ui__redirects_the_bare_path_and_refuses_other_names(api: LambdaClient) -> None:
     assert api("GET", "/ui").headers["Location"] == "/ui/index.html"
+    assert api("GET", "/ui/").headers["Location"] == "/ui/index.html"
     for name in ("..%2Fapp.py", "app.py", "nothing.js"):
         assert api("GET", f"/ui/{name}").status == 404, name
     assert api("GET", "/ui/vendor/app.js").status == 404

@@ -160,7 +160,7 @@ class Page:
         self.errors.append(text)
 
     def open(self, hash_route: str) -> Any:
-        self.page.goto(f"{self.base}/ui/index.html{hash_route}")
+        self.page.goto(f"{self.base}/ui/{hash_route}")  # as a user types it: redirected
         return self.page
 
     def screenshot(self) -> Path:

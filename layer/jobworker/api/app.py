@@ -285,6 +285,8 @@ def openapi() -> Response[str]:
 
 @app.not_found
 def on_unknown_route(exc: Exception) -> Response[str]:
+    if app.current_event.path == "/ui/":  # the dashboard's folder: a route cannot end in "/"
+        return ui_root()
     return http.NO_ROUTE.response()
 
 

@@ -276,7 +276,8 @@ def serve(*, host: str, port: int, data_dir: Path, poller_timeout: float, sweep_
         httpd.daemon_threads = True
         threading.Thread(target=httpd.serve_forever, daemon=True).start()
         print(json.dumps({"message": "jobworker dev is up", "api": f"http://{host}:{port}",
-                          "docs": f"http://{host}:{port}/docs", "schema_revision": revision,
+                          "docs": f"http://{host}:{port}/docs",
+                          "dashboard": f"http://{host}:{port}/ui/", "schema_revision": revision,
                           "poll_interval": config.poll_interval, "kick": kick_enabled,
                           "psql": psql}),
               flush=True)
