@@ -17,6 +17,7 @@ SCENARIOS = {
     "cold-start": "bench.cold_start",
     "pickup-latency": "bench.pickup_latency",
     "routes": "bench.routes",
+    "prune": "bench.prune",
 }
 
 

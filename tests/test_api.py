@@ -65,7 +65,7 @@ def make_failed_job(engine: Engine) -> str:
         queue.create_job(conn, NewJob(kind="noop"), enqueue=True)
     claimed = claim_only_job(engine)
     with engine.begin() as conn:
-        queue.fail_job(conn, owner="test-worker", job_id=claimed.job_id, attempt=claimed.attempt,
+        queue.fail_job(conn, owner="test-worker", job_id=claimed.job_id, token=claimed.token,
                        error="boom", permanent=True)
     return str(claimed.job_id)
 
@@ -76,7 +76,7 @@ def make_completed_job(engine: Engine) -> str:
     claimed = claim_only_job(engine)
     with engine.begin() as conn:
         queue.complete_job(conn, owner="test-worker", job_id=claimed.job_id,
-                           attempt=claimed.attempt)
+                           token=claimed.token)
     return str(claimed.job_id)
 
 

@@ -136,7 +136,8 @@ CASES = [
     case("vehicles_zero", "POST", GENERATE, 422, "validation_error",
          body=generate_body(vehicles=0), fields=("body.settings.vehicles",)),
     case("capacity_missing", "POST", GENERATE, 422, "validation_error",
-         body=with_settings(vehicles=2), fields=("body.settings.vehicle_capacity",)),
+         # required only with a count of vehicles (not with vehicle types): the settings say so
+         body=with_settings(vehicles=2), fields=("body.settings",), says="vehicle_capacity"),
     case("location_group_missing", "POST", GENERATE, 422, "validation_error",
          body=without("location_group"), fields=("body.location_group",)),
     case("settings_missing", "POST", GENERATE, 422, "validation_error",
@@ -288,7 +289,7 @@ def seeded(engine: Engine) -> dict[str, str]:
     with engine.begin() as conn:
         queue.create_job(conn, NewJob(kind="noop"), enqueue=True)
         (claimed,) = queue.claim_batch(conn, owner="seed", limit=5, lease_seconds=60)
-        queue.complete_job(conn, owner="seed", job_id=claimed.job_id, attempt=claimed.attempt)
+        queue.complete_job(conn, owner="seed", job_id=claimed.job_id, token=claimed.token)
         queued, _ = queue.create_job(conn, NewJob(payload=generate_body()), enqueue=True)
         queue.create_job(conn, NewJob(kind="noop"))
         queue.create_job(conn, NewJob(kind="noop", idempotency_key="taken",

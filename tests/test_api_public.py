@@ -36,7 +36,7 @@ def running_job(engine: Engine, **new: Any) -> queue.ClaimedJob:
 
 def fail(engine: Engine, job: queue.ClaimedJob, error: str) -> None:
     with engine.begin() as conn:
-        queue.fail_job(conn, owner=OWNER, job_id=job.job_id, attempt=job.attempt, error=error,
+        queue.fail_job(conn, owner=OWNER, job_id=job.job_id, token=job.token, error=error,
                        permanent=True)
 
 

@@ -31,6 +31,8 @@ ENTRY_POINTS = {
 def lint_imports(package_parent: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     lines = ["[importlinter]", "root_package = jobworker", "include_external_packages = True"]
+    if config["tool"]["importlinter"].get("exclude_type_checking_imports"):
+        lines.append("exclude_type_checking_imports = True")
     for number, contract in enumerate(config["tool"]["importlinter"]["contracts"]):
         lines.append(f"[importlinter:contract:{number}]")
         for key, value in contract.items():

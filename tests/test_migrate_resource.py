@@ -1,6 +1,7 @@
 """The ``Custom::Migrations`` handler: it migrates on Create/Update, leaves Delete alone, and
-always answers CloudFormation. No AWS and no database: the migration and the PUT are replaced,
-except in the tests of the PUT itself, which talk to a server on 127.0.0.1."""
+always answers CloudFormation. No AWS: the PUT is replaced, except in the tests of the PUT
+itself, which talk to a server on 127.0.0.1. The migration is replaced too, except in the
+tests of its deadline, which migrate a real database while another session holds ``jobs``."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from types import ModuleType
 from typing import Any
 
+import psycopg
 import pytest
 
 
@@ -53,13 +55,13 @@ class Recorder:
         self.migrations = 0
         self.sent: list[tuple[str, dict[str, Any]]] = []
         self.failure: Exception | None = None
-        self.delay = 0.0
+        self.seconds = 0.0
         monkeypatch.setattr(app, "apply_migrations", self.migrate)
         monkeypatch.setattr(app, "put_response", self.put)
 
-    def migrate(self) -> str:
+    def migrate(self, seconds: float) -> str:
         self.migrations += 1
-        time.sleep(self.delay)
+        self.seconds = seconds
         if self.failure:
             raise self.failure
         return "0003_routes"
@@ -123,15 +125,10 @@ def test_failed_migration__reason_stays_short(app: ModuleType, recorder: Recorde
     assert len(json.dumps(recorder.body)) < 4096
 
 
-def test_slow_migration__answers_failed_before_the_lambda_times_out(
-        app: ModuleType, recorder: Recorder, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(app, "RESPONSE_MARGIN_SECONDS", 0.9)
-    recorder.delay = 2.0
-    started = time.monotonic()
-    app.lambda_handler(request("Create"), Context(1.0))
-    assert time.monotonic() - started < 1.0
-    assert recorder.body["Status"] == "FAILED"
-    assert "did not finish" in recorder.body["Reason"]
+def test_migration__gets_the_time_left_less_the_response_margin(
+        app: ModuleType, recorder: Recorder) -> None:
+    app.lambda_handler(request("Create"), Context(300))
+    assert 270 < recorder.seconds <= 300 - app.RESPONSE_MARGIN_SECONDS
 
 
 def test_unknown_request_type__answers_failed(app: ModuleType, recorder: Recorder) -> None:
@@ -140,16 +137,26 @@ def test_unknown_request_type__answers_failed(app: ModuleType, recorder: Recorde
     assert recorder.body["Status"] == "FAILED"
 
 
-def test_real_migrate_is_called_with_the_runtime_engine(
+def test_real_migrate_is_called_with_the_migration_engine_and_limits(
         app: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
     import jobworker.aws.runtime
     import jobworker.queue.schema
 
     engine = object()
-    monkeypatch.setattr(jobworker.aws.runtime, "get_engine", lambda: engine)
-    monkeypatch.setattr(jobworker.queue.schema, "migrate",
-                        lambda given: "head" if given is engine else "wrong engine")
-    assert app.apply_migrations() == "head"
+    monkeypatch.setenv("MIGRATION_LOCK_TIMEOUT_SECONDS", "7")
+    jobworker.aws.runtime.reset()
+    monkeypatch.setattr(jobworker.aws.runtime, "get_engine",
+                        lambda role: engine if role == "migration" else None)
+
+    def migrate(given: object, limits: Any) -> str:
+        assert given is engine
+        assert limits.lock_seconds == 7
+        assert 0 < limits.statement_seconds <= 30 + app.STOP_GRACE_SECONDS
+        return "head"
+
+    monkeypatch.setattr(jobworker.queue.schema, "migrate", migrate)
+    assert app.apply_migrations(30) == "head"
+    jobworker.aws.runtime.reset()
 
 
 # --- The PUT itself, against a server on the loopback interface ------------------------------
@@ -201,3 +208,111 @@ def test_put_response__sends_json_with_an_empty_content_type(
 def test_put_response__refuses_other_schemes(app: ModuleType) -> None:
     with pytest.raises(ValueError, match="http"):
         app.put_response("file:///etc/passwd", {})
+
+
+# --- The deadline, on a real database whose `jobs` another session holds ---------------------
+
+@pytest.fixture
+def behind_head(empty_database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A database one migration behind (0004 builds an index on ``jobs``), as the handler's."""
+    from jobworker.aws import runtime
+    from jobworker.aws.engine import make_engine
+    from jobworker.queue.schema import migrate
+
+    engine = make_engine(empty_database_url)
+    migrate(engine, "0003")
+    engine.dispose()
+    monkeypatch.setenv("DATABASE_URL", empty_database_url)
+    runtime.reset()
+    yield empty_database_url
+    runtime.reset()
+
+
+@pytest.fixture
+def jobs_locked(behind_head: str) -> Iterator[psycopg.Connection[Any]]:
+    """Another session, inside a transaction holding ``LOCK jobs`` (ACCESS EXCLUSIVE)."""
+    with psycopg.connect(behind_head) as holder:
+        holder.execute("LOCK jobs")
+        yield holder
+        holder.rollback()
+
+
+def locks_of_others(url: str, *keep: int) -> list[tuple[Any, ...]]:
+    """Locks in this database held by sessions other than this one and ``keep``."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        return conn.execute(
+            "SELECT pid, locktype, relation::regclass::text, mode FROM pg_locks "
+            "WHERE database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "AND pid <> pg_backend_pid() AND NOT pid = ANY(%s)", [list(keep)]).fetchall()
+
+
+def revision(url: str) -> str:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def test_deadline__cancels_a_migration_stuck_behind_a_lock_and_leaves_nothing_locked(
+        app: ModuleType, behind_head: str, jobs_locked: psycopg.Connection[Any],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MIGRATION_LOCK_TIMEOUT_SECONDS", "120")  # only the deadline stops it
+    monkeypatch.setattr(app, "RESPONSE_MARGIN_SECONDS", 4.0)
+    sent: list[dict[str, Any]] = []
+    monkeypatch.setattr(app, "put_response", lambda url, body: sent.append(body))
+    started = time.monotonic()
+    app.lambda_handler(request("Update", PhysicalResourceId="jobworker-schema"), Context(6.0))
+    assert time.monotonic() - started < 6.0  # answered before the Lambda's own limit
+    (body,) = sent
+    assert body["Status"] == "FAILED"
+    assert "did not finish within" in body["Reason"]
+    assert locks_of_others(behind_head, jobs_locked.info.backend_pid) == []
+    jobs_locked.rollback()  # the lock goes away: the next deploy migrates
+    app.lambda_handler(request("Update", PhysicalResourceId="jobworker-schema"), Context(60))
+    assert sent[-1]["Status"] == "SUCCESS"
+    assert revision(behind_head) == sent[-1]["Data"]["Revision"] != "0003"
+
+
+def test_lock_timeout__fails_the_migration_fast_with_the_reason(
+        app: ModuleType, behind_head: str, jobs_locked: psycopg.Connection[Any],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MIGRATION_LOCK_TIMEOUT_SECONDS", "0.2")
+    sent: list[dict[str, Any]] = []
+    monkeypatch.setattr(app, "put_response", lambda url, body: sent.append(body))
+    app.lambda_handler(request("Create"), Context(300))
+    (body,) = sent
+    assert body["Status"] == "FAILED"
+    assert "lock timeout" in body["Reason"]
+    assert locks_of_others(behind_head, jobs_locked.info.backend_pid) == []
+    assert revision(behind_head) == "0003"
+
+
+def test_deadline__terminates_a_migration_idle_in_its_transaction(
+        app: ModuleType, behind_head: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A backend idle between two statements ignores a cancel: it is terminated instead, and
+    its locks go with it even though the migration's thread is still busy in Python."""
+    from sqlalchemy import text
+
+    import jobworker.queue.schema
+
+    wake = threading.Event()
+
+    def slow_migrate(engine: Any, limits: Any) -> str:
+        with engine.connect() as conn:
+            limits.on_backend(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
+            conn.execute(text("LOCK jobs IN SHARE MODE"))
+            wake.wait(30)  # Python work inside the transaction, past the deadline
+            conn.commit()
+        return "never"
+
+    monkeypatch.setattr(jobworker.queue.schema, "migrate", slow_migrate)
+    monkeypatch.setattr(app, "RESPONSE_MARGIN_SECONDS", 4.0)
+    sent: list[dict[str, Any]] = []
+    monkeypatch.setattr(app, "put_response", lambda url, body: sent.append(body))
+    try:
+        app.lambda_handler(request("Create"), Context(5.0))
+        (body,) = sent
+        assert body["Status"] == "FAILED"
+        assert locks_of_others(behind_head) == []
+    finally:
+        wake.set()

@@ -134,6 +134,9 @@ SCHEMA_QUERIES = {
     "triggers": "SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE NOT tgisinternal",
     "types": "SELECT typname FROM pg_type WHERE typnamespace = 'public'::regnamespace"
              " AND typtype = 'e'",
+    "grants": "SELECT grantee || ' ' || table_name || ' ' || privilege_type"
+              " FROM information_schema.role_table_grants WHERE table_schema = 'public'",
+    "roles": "SELECT rolname FROM pg_roles WHERE rolname LIKE 'jobworker%'",
 }
 
 

@@ -7,14 +7,17 @@ cleanly and says so in its summary and its metrics.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from jobworker import queue
+from jobworker.aws.engine import libpq_url
 from jobworker.dev.localdb import LocalPostgres
 from jobworker.queue import NewJob
 from tests.conftest import LambdaClient
@@ -25,10 +28,15 @@ pytestmark = pytest.mark.timeout(60)
 
 
 class Outage:
-    """Stops and starts the session's embedded server; ``end()`` is safe to call twice."""
+    """Stops and starts the session's embedded server; ``end()`` is safe to call twice.
 
-    def __init__(self, server: LocalPostgres) -> None:
+    The outage ends when a client can connect again at ``url``: through a pooler that is a
+    moment after the server is up (the pooler refuses the first client after a failed login).
+    """
+
+    def __init__(self, server: LocalPostgres, url: str) -> None:
         self.server = server
+        self.url = url
         self.down = False
 
     def begin(self) -> None:
@@ -38,15 +46,30 @@ class Outage:
     def end(self) -> None:
         if self.down:
             self.server.start_server()
+            wait_until_connectable(self.url)
             self.down = False
 
 
+def wait_until_connectable(url: str, seconds: float = 10.0) -> None:
+    """Until a query answers (a pooler accepts a client before it has a server for it)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with psycopg.connect(libpq_url(url), connect_timeout=2) as conn:
+                conn.execute("SELECT 1")
+            return
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 @pytest.fixture
-def outage(pg_server: LocalPostgres) -> Iterator[Outage]:
+def outage(pg_server: LocalPostgres, database_url: str) -> Iterator[Outage]:
     """The server is up again after the test, whatever happened in it."""
     if pg_server.pgdata is None:
         pytest.skip("stopping the server needs the embedded Postgres (not an external one)")
-    outage = Outage(pg_server)
+    outage = Outage(pg_server, database_url)
     try:
         yield outage
     finally:
@@ -97,7 +120,8 @@ def test_outage__poller_ends_its_invocation_with_an_error_and_a_metric(
     capsys.readouterr()
 
     outage.begin()
-    summary = handlers["poller"](3)
+    # Long enough for a pooler's wait for a server (3 s in the pooler lane) and a retry.
+    summary = handlers["poller"](10)
     outage.end()
 
     assert summary["error"].startswith("database unavailable")

@@ -15,12 +15,13 @@ from jobworker.queue.sql import query, raw_queries, with_parameters
 
 # The type of each parameter, for PREPARE: some are not inferable from the statement alone.
 PARAMETER_TYPES = {
-    "owner": "text", "job_ids": "uuid[]", "attempts": "int[]", "results": "jsonb[]",
-    "now": "timestamptz", "lease_seconds": "float8", "job_id": "uuid", "attempt": "int",
+    "owner": "text", "job_ids": "uuid[]", "tokens": "bigint[]", "results": "jsonb[]",
+    "start_ids": "uuid[]", "start_tokens": "bigint[]",
+    "now": "timestamptz", "lease_seconds": "float8", "job_id": "uuid", "token": "bigint",
     "result": "jsonb", "route_group_id": "uuid", "error": "text", "permanent": "boolean",
     "backoff_base_seconds": "float8", "backoff_cap_seconds": "float8",
 }
-# The statements that fence writes to RUNNING jobs on (owner, attempt): one job, or a batch.
+# The statements that fence writes to RUNNING jobs on (owner, token): one job, or a batch.
 SINGLE_FENCES = ["job_cancel_if_owned", "job_complete_if_owned", "job_fail_if_owned"]
 BATCH_FENCES = ["job_complete_many_if_owned", "job_extend_leases", "job_release_many_if_owned"]
 PLAN_MODES = ["force_custom_plan", "force_generic_plan"]
@@ -30,9 +31,10 @@ FINISHED, RUNNING = 5000, 500
 @pytest.mark.parametrize(
     ("name", "params", "index"),
     [
-        ("job_claim_batch", {"owner": "w", "limit": 100, "lease_seconds": 60},
-         "jobs_queued_claim_idx"),
+        ("job_claim_batch", {"owner": "w", "limit": 100, "lease_seconds": 60,
+                             "start_count": 10}, "jobs_queued_claim_idx"),
         ("job_recover_orphans", {}, "jobs_running_lease_idx"),
+        ("job_recover_unstarted_orphans", {}, "jobs_running_lease_idx"),
         ("job_fail_timed_out", {"timeout_minutes": 30}, "jobs_running_lease_idx"),
     ],
 )
@@ -48,7 +50,8 @@ def test_scans__stay_on_their_partial_index_beside_1m_finished_jobs(
             "INSERT INTO jobs (kind, progress) SELECT 'noop', 'QUEUED' "
             "FROM generate_series(1, 1000)"))
         conn.execute(query("job_claim_batch"),
-                     {"owner": "w", "limit": 10, "lease_seconds": 60, "now": None})
+                     {"owner": "w", "limit": 10, "lease_seconds": 60, "start_count": 5,
+                      "now": None})
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE jobs"))
     with engine.begin() as conn:
@@ -95,7 +98,9 @@ def rows_removed(plan: Any) -> int:
 @pytest.fixture
 def held_jobs(engine: Engine) -> dict[str, Any]:
     """RUNNING jobs held by "w", with statistics taken before any ran (the worst case: they
-    say almost nothing is RUNNING); returns values for every fence parameter."""
+    say almost nothing is RUNNING); returns values for every fence parameter. Half of them
+    are started (the ids the batch statements complete, extend or release), half not (the
+    ids a flush marks started)."""
     with engine.begin() as conn:
         conn.execute(text(
             "INSERT INTO jobs (kind, progress, started_at, finished_at, attempts) "
@@ -106,12 +111,18 @@ def held_jobs(engine: Engine) -> dict[str, Any]:
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE jobs"))
     with engine.begin() as conn:
-        held = queue.claim_batch(conn, owner="w", limit=RUNNING, lease_seconds=60)
+        held = queue.claim_batch(conn, owner="w", limit=RUNNING, lease_seconds=60,
+                                 start=RUNNING // 2)
+    started = [job for job in held if job.started]
+    unstarted = [job for job in held if not job.started]
+    assert len(started) == len(unstarted) == RUNNING // 2
     return {
-        "owner": "w", "job_ids": [job.job_id for job in held],
-        "attempts": [job.attempt for job in held], "results": [None] * len(held),
-        "now": None, "lease_seconds": 60, "job_id": held[0].job_id,
-        "attempt": held[0].attempt, "result": None, "route_group_id": None, "error": "x",
+        "owner": "w", "job_ids": [job.job_id for job in started],
+        "tokens": [job.token for job in started], "results": [None] * len(started),
+        "start_ids": [job.job_id for job in unstarted],
+        "start_tokens": [job.token for job in unstarted],
+        "now": None, "lease_seconds": 60, "job_id": started[0].job_id,
+        "token": started[0].token, "result": None, "route_group_id": None, "error": "x",
         "permanent": False, "backoff_base_seconds": 5, "backoff_cap_seconds": 300,
     }
 

@@ -167,7 +167,7 @@ def test_extend_leases__pushes_expiry_and_reports_cancel_requests(engine: Engine
         a, b = queued(conn, 2)
         claimed = queue.claim_batch(conn, owner="w", limit=2, lease_seconds=30, now=T0)
         queue.cancel_job(conn, b)
-        alive = queue.extend_leases(conn, owner="w", held=[(j.job_id, j.attempt) for j in claimed],
+        alive = queue.extend_leases(conn, owner="w", held=[(j.job_id, j.token) for j in claimed],
                                     lease_seconds=30, now=at(20))
         assert alive == {a: False, b: True}
         assert queue.get_job(conn, a).lease_expires_at == at(50)
@@ -177,9 +177,9 @@ def test_extend_leases__other_owner_or_attempt_gets_nothing(engine: Engine) -> N
     with engine.begin() as conn:
         queued(conn)
         job = claim_one(conn)
-        assert queue.extend_leases(conn, owner="intruder", held=[(job.job_id, job.attempt)],
+        assert queue.extend_leases(conn, owner="intruder", held=[(job.job_id, job.token)],
                                    lease_seconds=30) == {}
-        assert queue.extend_leases(conn, owner="w1", held=[(job.job_id, job.attempt + 1)],
+        assert queue.extend_leases(conn, owner="w1", held=[(job.job_id, job.token + 1)],
                                    lease_seconds=30) == {}
 
 
@@ -190,7 +190,7 @@ def test_complete__stores_result_and_history(engine: Engine) -> None:
     with engine.begin() as conn:
         (job_id,) = queued(conn)
         job = claim_one(conn, now=at(1))
-        queue.complete_job(conn, owner="w1", job_id=job_id, attempt=job.attempt,
+        queue.complete_job(conn, owner="w1", job_id=job_id, token=job.token,
                            result={"ok": True}, now=at(5))
         row = queue.get_job(conn, job_id)
     assert row.progress is Progress.COMPLETED
@@ -205,9 +205,9 @@ def test_complete_jobs__batch_completes_only_what_the_owner_still_holds(engine: 
         queued(conn, 3)
         a, b, c = queue.claim_batch(conn, owner="w", limit=3, lease_seconds=30)
         lost = queue.complete_jobs(conn, owner="w", done=[
-            Completion(a.job_id, a.attempt, {"n": 1}),
-            Completion(b.job_id, b.attempt + 1),  # stale attempt: fenced off
-            Completion(c.job_id, c.attempt, ["x", None]),
+            Completion(a.job_id, a.token, {"n": 1}),
+            Completion(b.job_id, b.token + 1),  # stale attempt: fenced off
+            Completion(c.job_id, c.token, ["x", None]),
         ])
         assert lost == {b.job_id}
         assert progress_of(conn, a.job_id) is Progress.COMPLETED
@@ -229,15 +229,15 @@ def test_fence__late_complete_after_recovery_and_reclaim_changes_nothing(engine:
         assert second.attempt == first.attempt + 1
         before = queue.get_job(conn, job_id)
         with pytest.raises(LeaseLost):
-            queue.complete_job(conn, owner="first", job_id=job_id, attempt=first.attempt,
+            queue.complete_job(conn, owner="first", job_id=job_id, token=first.token,
                                result={"from": "first"}, now=at(13))
         with pytest.raises(LeaseLost):
-            queue.fail_job(conn, owner="first", job_id=job_id, attempt=first.attempt,
+            queue.fail_job(conn, owner="first", job_id=job_id, token=first.token,
                            error="late", permanent=True, now=at(13))
         assert queue.complete_jobs(conn, owner="first",
-                                   done=[Completion(job_id, first.attempt)]) == {job_id}
+                                   done=[Completion(job_id, first.token)]) == {job_id}
         assert queue.get_job(conn, job_id) == before
-        queue.complete_job(conn, owner="second", job_id=job_id, attempt=second.attempt,
+        queue.complete_job(conn, owner="second", job_id=job_id, token=second.token,
                            now=at(14))
         assert progress_of(conn, job_id) is Progress.COMPLETED
 
@@ -253,8 +253,8 @@ def test_fence__other_owner_with_the_same_attempt_number_is_refused(engine: Engi
         second = claim_one(conn, owner="second", now=at(33 * 60))
         assert second.attempt == first.attempt
         with pytest.raises(LeaseLost):
-            queue.complete_job(conn, owner="first", job_id=job_id, attempt=first.attempt)
-        assert queue.extend_leases(conn, owner="first", held=[(job_id, first.attempt)],
+            queue.complete_job(conn, owner="first", job_id=job_id, token=first.token)
+        assert queue.extend_leases(conn, owner="first", held=[(job_id, first.token)],
                                    lease_seconds=30) == {}
         assert queue.get_job(conn, job_id).lease_owner == "second"
 
@@ -266,14 +266,14 @@ def test_fence__same_owner_with_stale_attempt_is_refused(engine: Engine) -> None
         queue.recover_orphans(conn, now=at(11))
         claim_one(conn, owner="w", now=at(12))
         with pytest.raises(LeaseLost):
-            queue.complete_job(conn, owner="w", job_id=job_id, attempt=first.attempt)
+            queue.complete_job(conn, owner="w", job_id=job_id, token=first.token)
 
 
 def test_fail__transient_requeues_with_backoff_until_attempts_run_out(engine: Engine) -> None:
     with engine.begin() as conn:
         (job_id,) = queue.create_jobs(conn, [NewJob()], max_attempts=2, now=T0)
         job = claim_one(conn, now=T0)
-        progress = queue.fail_job(conn, owner="w1", job_id=job_id, attempt=job.attempt,
+        progress = queue.fail_job(conn, owner="w1", job_id=job_id, token=job.token,
                                   error="db hiccup", permanent=False, backoff_base_seconds=10,
                                   backoff_cap_seconds=100, now=at(1))
         row = queue.get_job(conn, job_id)
@@ -282,7 +282,7 @@ def test_fail__transient_requeues_with_backoff_until_attempts_run_out(engine: En
         assert row.started_at is None
         assert row.error == "db hiccup"
         job = claim_one(conn, now=at(60))
-        progress = queue.fail_job(conn, owner="w1", job_id=job_id, attempt=job.attempt,
+        progress = queue.fail_job(conn, owner="w1", job_id=job_id, token=job.token,
                                   error="db hiccup again", permanent=False, now=at(61))
         row = queue.get_job(conn, job_id)
     assert progress is Progress.FAILED
@@ -296,7 +296,7 @@ def test_fail__permanent_fails_at_once(engine: Engine) -> None:
     with engine.begin() as conn:
         (job_id,) = queued(conn)
         job = claim_one(conn)
-        progress = queue.fail_job(conn, owner="w1", job_id=job_id, attempt=job.attempt,
+        progress = queue.fail_job(conn, owner="w1", job_id=job_id, token=job.token,
                                   error="payload can never be valid", permanent=True)
     assert progress is Progress.FAILED
 
@@ -305,11 +305,11 @@ def test_release__gives_the_attempt_back(engine: Engine) -> None:
     with engine.begin() as conn:
         (job_id,) = queued(conn)
         job = claim_one(conn)
-        assert queue.release_jobs(conn, owner="w1", held=[(job_id, job.attempt)]) == {job_id}
+        assert queue.release_jobs(conn, owner="w1", held=[(job_id, job.token)]) == {job_id}
         row = queue.get_job(conn, job_id)
         assert (row.progress, row.attempts, row.started_at, row.lease_owner) == (
             Progress.QUEUED, 0, None, None)
-        assert queue.release_jobs(conn, owner="w1", held=[(job_id, job.attempt)]) == set()
+        assert queue.release_jobs(conn, owner="w1", held=[(job_id, job.token)]) == set()
 
 
 def test_cancel__queued_and_pending_at_once_running_on_request(engine: Engine) -> None:
@@ -323,7 +323,7 @@ def test_cancel__queued_and_pending_at_once_running_on_request(engine: Engine) -
         asked = queue.cancel_job(conn, running.job_id)
         assert (asked.progress, asked.cancel_requested) == (Progress.RUNNING, True)
         queue.cancel_running_job(conn, owner="w1", job_id=running.job_id,
-                                 attempt=running.attempt)
+                                 token=running.token)
         row = queue.get_job(conn, running.job_id)
     assert row.progress is Progress.CANCELLED
     assert row.attempt_history[-1]["outcome"] == "cancelled"
@@ -341,13 +341,13 @@ def finished_job(conn: Connection, progress: Progress) -> UUID:
     (job_id,) = queued(conn)
     job = claim_one(conn)
     if progress is Progress.COMPLETED:
-        queue.complete_job(conn, owner="w1", job_id=job_id, attempt=job.attempt)
+        queue.complete_job(conn, owner="w1", job_id=job_id, token=job.token)
     elif progress is Progress.FAILED:
-        queue.fail_job(conn, owner="w1", job_id=job_id, attempt=job.attempt, error="x",
+        queue.fail_job(conn, owner="w1", job_id=job_id, token=job.token, error="x",
                        permanent=True)
     else:
         queue.cancel_job(conn, job_id)
-        queue.cancel_running_job(conn, owner="w1", job_id=job_id, attempt=job.attempt)
+        queue.cancel_running_job(conn, owner="w1", job_id=job_id, token=job.token)
     return job_id
 
 
@@ -475,7 +475,7 @@ def test_claim_and_complete__without_begin_behave_like_execute(engine: Engine) -
         conn.commit()
     with engine.connect() as conn:
         assert queue.complete_jobs(conn, owner="w",
-                                   done=[Completion(first[0].job_id, first[0].attempt)]) == set()
+                                   done=[Completion(first[0].job_id, first[0].token)]) == set()
         conn.commit()
     with engine.connect() as conn:
         assert progress_of(conn, first[0].job_id) is Progress.COMPLETED

@@ -235,3 +235,26 @@ def test_fleet_job__matrix_of_the_wrong_shape__422_naming_it(api: LambdaClient) 
 
     assert answer.status == 422
     assert "matrix.durations must be 6 x 6" in answer.text
+
+
+def test_fleet_job__more_than_the_poller_memory_holds__422_before_queueing(
+    api: LambdaClient, engine: Engine, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from jobworker.aws import runtime
+
+    monkeypatch.setenv("POLLER_MEMORY_MB", "512")
+    runtime.reset()
+    big, small = fleet_request(3500), fleet_request(800)
+    for body in (big, small):
+        body["settings"]["vehicles"][0]["count"] = 500  # room for every stop's load
+
+    refused = api("POST", "/jobs/generate", big)
+    accepted = api("POST", "/jobs/generate", small)
+
+    assert refused.status == 422
+    assert refused.json["error"]["details"][0]["type"] == "too_large_for_poller"
+    assert refused.json["error"]["details"][0]["field"] == "body.location_group.locations"
+    assert "more than the poller's 512 MB" in refused.text
+    assert accepted.status == 202
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM jobs")).scalar_one() == 1

@@ -31,8 +31,14 @@ NOT_SET_IN_AWS = {
     "backoff_cap_seconds": "default retry backoff",
     "safety_margin_seconds": "default margin before the Lambda's limit",
     "db_pool_size": "a Lambda container needs the default (one connection, plus the heartbeat)",
+    **dict.fromkeys((
+        "db_statement_timeout_seconds", "db_api_statement_timeout_seconds",
+        "db_lock_timeout_seconds", "db_idle_in_transaction_timeout_seconds",
+        "db_keepalives_idle_seconds", "migration_lock_timeout_seconds",
+        "migration_statement_timeout_seconds"), "default database limits (jobworker.aws.timeouts)"),
 }
-API_ONLY = {"max_body_bytes", "poller_function_name", "tile_url"}
+API_ONLY = {"max_body_bytes", "poller_function_name", "poller_memory_mb", "tile_url"}
+MIGRATE_ONLY = {"runtime_role_secrets"}
 POWERTOOLS = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
 
 
@@ -170,7 +176,7 @@ def settings_fields() -> set[str]:
 
 
 def test_fields_left_unset_still_exist() -> None:
-    assert set(NOT_SET_IN_AWS) | API_ONLY <= settings_fields()
+    assert set(NOT_SET_IN_AWS) | API_ONLY | MIGRATE_ONLY <= settings_fields()
 
 
 @pytest.mark.parametrize("name", function_names())
@@ -178,6 +184,8 @@ def test_environment_sets_every_setting_the_runtime_needs(name: str) -> None:
     wanted = settings_fields() - set(NOT_SET_IN_AWS)
     if name != "ApiFunction":
         wanted -= API_ONLY
+    if name != "MigrateFunction":
+        wanted -= MIGRATE_ONLY
     missing = ({field.upper() for field in wanted} | POWERTOOLS) - set(environment(name))
     assert not missing, f"{name} lacks {sorted(missing)}"
 
@@ -234,7 +242,34 @@ def test_api_may_invoke_the_poller_and_nothing_else() -> None:
 
 @pytest.mark.parametrize("name", ["PollerFunction", "SweeperFunction", "MigrateFunction"])
 def test_background_functions_may_only_read_the_secret(name: str) -> None:
-    assert function(name)["Policies"] == [secret_policy(name)]
+    assert function(name)["Policies"][0] == secret_policy(name)
+    if name != "MigrateFunction":
+        assert function(name)["Policies"] == [secret_policy(name)]
+
+
+MASTER_SECRET = {"Fn::If": ["CreateDatabase", {"Ref": "DbSecret"}, {"Ref": "DbSecretArn"}]}
+ROLE_SECRETS = {"ApiFunction": "ApiDbSecret", "PollerFunction": "PollerDbSecret",
+                "SweeperFunction": "SweeperDbSecret"}
+
+
+@pytest.mark.parametrize(("name", "secret"), ROLE_SECRETS.items())
+def test_each_function_connects_with_its_own_role_secret(name: str, secret: str) -> None:
+    assert environment(name)["DB_SECRET_ARN"] == {"Ref": secret}
+    assert environment(name)["DB_SSLMODE"] == "verify-full"
+
+
+def test_only_the_migration_reads_the_master_secret() -> None:
+    readers = [name for name in ("ApiFunction", "PollerFunction", "SweeperFunction",
+                                 "MigrateFunction")
+               if secret_policy_for(MASTER_SECRET) in function(name)["Policies"]]
+    assert readers == ["MigrateFunction"]
+    assert environment("MigrateFunction")["DB_SECRET_ARN"] == MASTER_SECRET
+    granted = function("MigrateFunction")["Policies"][1:]
+    assert granted == [secret_policy_for({"Ref": s}) for s in ROLE_SECRETS.values()]
+
+
+def secret_policy_for(arn: Any) -> dict[str, Any]:
+    return {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": arn}}
 
 
 def test_scheduler_may_start_only_the_poller_and_sweeper() -> None:

@@ -138,7 +138,8 @@ def _check_route(route: dict[str, Any], vehicle: dict[str, Any], stops: dict[str
     shift = vehicle.get("shift") or {}
     assert route["start_minute"] >= shift.get("earliest", 0) - MINUTES
     capacity = vehicle["capacity"]
-    deliveries = [_quantity(stops[s["location_id"]].get("demand"), dims, 1)
+    deliveries = [_quantity(stops[s["location_id"]].get("demand"), dims,
+                            0 if "pickup" in stops[s["location_id"]] else 1)
                   for s in route["stops"]]
     on_board = [sum(d[k] for d in deliveries) for k in range(dims)]
     assert all(load <= cap for load, cap in zip(on_board, capacity, strict=True)), "overloaded"

@@ -3,8 +3,9 @@
 Skills (a tenth of the stops need a refrigerated vehicle, one in twenty a tail lift), two time
 windows (morning or late afternoon) on a tenth of the stops, one window on a fifth, some
 optional stops with a penalty, pickups, two load dimensions (kg, crates). Used by
-``tests/routing/test_routing_realistic.py``; ``python -m tests.routing.realistic OUT.geojson``
-solves it and writes the plan's GeoJSON (the picture in the README).
+``tests/routing/test_routing_realistic.py``.
+``python -m tests.routing.realistic OUT.geojson [SECONDS]`` solves it and writes the plan's
+GeoJSON, and OUT.png drawn from it (the picture in the README).
 """
 
 from __future__ import annotations
@@ -77,17 +78,55 @@ def city_request(stops: int = 300, *, seed: int = 12, runtime: float = 10) -> di
     }
 
 
+def draw(collection: dict[str, Any], png: str) -> None:
+    """The GeoJSON as a picture: a colour per vehicle type, depots as squares, left-out as x."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colours = {"van": "tab:blue", "truck": "tab:orange", "reefer": "tab:green"}
+    fig, ax = plt.subplots(figsize=(9, 7), dpi=110)
+    for feature in collection["features"]:
+        props, geometry = feature["properties"], feature["geometry"]
+        if props["role"] == "route":
+            xs, ys = zip(*geometry["coordinates"], strict=True)
+            ax.plot(xs, ys, lw=1, color=colours.get(props["vehicle_type"], "grey"), alpha=0.8)
+        elif props["role"] == "stop":
+            ax.plot(*geometry["coordinates"], "o", ms=2.5,
+                    color=colours.get(props["vehicle_type"], "grey"))
+        elif props["role"] == "depot":
+            ax.plot(*geometry["coordinates"], "ks", ms=8)
+            ax.annotate(props["depot_id"], geometry["coordinates"], xytext=(5, 5),
+                        textcoords="offset points")
+        elif props["role"] == "unassigned":
+            ax.plot(*geometry["coordinates"], "rx", ms=8)
+    for name, colour in colours.items():
+        ax.plot([], [], color=colour, label=name)
+    ax.plot([], [], "rx", label="unassigned")
+    ax.legend(loc="lower right")
+    totals = collection["properties"]
+    ax.set_title(f"{totals['vehicles_used']} routes, {totals['locations_served']} stops, "
+                 f"{totals['total_distance_km']:.0f} km, cost {totals['total_cost']:.0f}")
+    ax.set_xlabel("longitude")
+    ax.set_ylabel("latitude")
+    fig.savefig(png, bbox_inches="tight")
+
+
 def main(argv: list[str]) -> int:
+    from jobworker.routes.build import problem_from_request
     from jobworker.routes.geojson import plan_to_geojson
     from jobworker.routes.models import GenerateRoutesRequest
-    from jobworker.routes.solver import problem_from_request, solve
+    from jobworker.routes.solver import solve
 
     request = GenerateRoutesRequest.model_validate(city_request(runtime=float(argv[1])
                                                                if len(argv) > 1 else 30))
     plan = solve(problem_from_request(request),
                  time_limit_seconds=request.settings.max_runtime_seconds)
+    collection = plan_to_geojson(plan)
     with open(argv[0], "w", encoding="utf-8") as out:
-        json.dump(plan_to_geojson(plan), out, separators=(",", ":"))
+        json.dump(collection, out, separators=(",", ":"))
+    draw(collection, argv[0].removesuffix(".geojson") + ".png")
     print(json.dumps(plan.totals()))
     return 0
 

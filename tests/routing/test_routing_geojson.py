@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
+from jobworker.routes.build import problem_from_request
 from jobworker.routes.geojson import plan_to_geojson
 from jobworker.routes.models import Depot, GenerateRoutesRequest
 from jobworker.routes.plan import RoutePlan
-from jobworker.routes.solver import problem_from_request, solve
+from jobworker.routes.solver import solve
 
 
 def test_plan_to_geojson__depot_routes_and_stops(

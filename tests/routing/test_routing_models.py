@@ -162,3 +162,44 @@ def test_json_schema__documents_the_fields() -> None:
     location = schema["$defs"]["Location"]["properties"]
     assert "description" in location["time_window"]
     assert location["lat"]["maximum"] == 90
+
+
+def _fleet_body(locations: list[dict[str, Any]], **vehicle: Any) -> dict[str, Any]:
+    van = {"id": "van", "count": 2, "capacity": [10, 4], "start": "hq", "end": "hq", **vehicle}
+    return {"location_group": {"depots": [{"id": "hq", "lat": 52.0, "lon": 5.0}],
+                               "locations": locations},
+            "settings": {"vehicles": [van]}}
+
+
+def test_fleet_request__pickup_only_stop__delivers_nothing() -> None:
+    request = GenerateRoutesRequest.model_validate(
+        _fleet_body([_where(id="a", pickup=[3, 1]), _where(id="b")]))
+
+    a, b = request.location_group.locations
+    assert (a.delivery(2), a.collection(2)) == ([0, 0], [3, 1])
+    assert (b.delivery(2), b.collection(2)) == ([1, 0], [0, 0])
+
+
+@pytest.mark.parametrize(("locations", "vehicle", "expected"), [
+    ([_where(id="a", demand=[1, 2, 3])], {},
+     "location_group.locations.0.demand: 3 dimension(s), but vehicle capacities have 2"),
+    ([_where(id="a")], {"start": "nowhere"}, "settings.vehicles.0.start: unknown depot id"),
+    ([_where(id="a", skills=["fridge"])], {},
+     "location_group.locations.0: stop a: no vehicle has the skill(s) fridge"),
+    ([_where(id="a", demand=[11, 1])], {}, "stop a: over capacity"),
+    ([_where(id="a", time_windows=[{"earliest": 0, "latest": 1}])],
+     {"shift": {"earliest": 600, "latest": 900}}, "stop a: no time window reachable"),
+    ([_where(id="a", lat=53.0)], {"max_distance_km": 50}, "stop a: a route serving it alone"),
+])
+def test_fleet_request__what_no_vehicle_can_do__422_naming_the_field(
+    locations: list[dict[str, Any]], vehicle: dict[str, Any], expected: str,
+) -> None:
+    assert expected in _error_text(_fleet_body(locations, **vehicle))
+
+
+def test_fleet_request__optional_stop_no_vehicle_can_serve__accepted() -> None:
+    body = _fleet_body([_where(id="a", skills=["fridge"], required=False, penalty=10)])
+
+    request = GenerateRoutesRequest.model_validate(body)
+
+    assert request.location_group.locations[0].is_required is False

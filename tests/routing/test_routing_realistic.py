@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections import Counter
 
+from jobworker.routes.build import problem_from_request
 from jobworker.routes.geojson import plan_to_geojson
 from jobworker.routes.models import GenerateRoutesRequest
-from jobworker.routes.solver import problem_from_request, solve
+from jobworker.routes.solver import solve
 from tests.routing.checker import check_answer
 from tests.routing.realistic import city_request
 

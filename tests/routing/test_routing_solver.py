@@ -12,12 +12,12 @@ from collections.abc import Callable
 import pytest
 from pydantic import ValidationError
 
+from jobworker.routes.build import problem_from_request
 from jobworker.routes.models import GenerateRoutesRequest
 from jobworker.routes.plan import RoutePlan
 from jobworker.routes.solver import (
     InfeasibleProblem,
     RoutingProblem,
-    problem_from_request,
     solve,
 )
 
@@ -230,9 +230,31 @@ def test_import__api_side_modules_stay_light() -> None:
         "import jobworker.routes.models, jobworker.routes.plan, jobworker.routes.geojson\n"
         "assert 'numpy' not in sys.modules and 'pyvrp' not in sys.modules, 'api side'\n"
         "from jobworker.routes.models import GenerateRoutesRequest\n"
-        "from jobworker.routes.solver import problem_from_request, solve\n"
+        "from jobworker.routes.build import problem_from_request\n"
+        "from jobworker.routes.solver import solve\n"
         "request = GenerateRoutesRequest.from_payload({})\n"
         "solve(problem_from_request(request), time_limit_seconds=1)\n"
         "assert 'pyvrp' not in sys.modules, 'an empty problem needs no pyvrp'\n"
     )
     subprocess.run([sys.executable, "-c", script], check=True)
+
+
+def test_problem_from_request__deadline_passed__out_of_time(make_request: RequestFactory) -> None:
+    from jobworker.routes.build import OutOfTime
+
+    with pytest.raises(OutOfTime, match="deadline passed"):
+        problem_from_request(make_request(10), deadline=time.monotonic() - 1)
+
+
+def test_scaled__slowest_speed_farthest_points__capped_never_negative() -> None:
+    """speed_kmh=1e-300 once overflowed int64 into negative durations; the API now refuses
+    it, and even the slowest accepted speed between antipodes stays a positive cap."""
+    import numpy as np
+
+    from jobworker.routes.solver import UNREACHABLE_SECONDS, scaled
+
+    minutes = np.array([[0.0, 20_037.5 * 60 / 1.0 / 0.1], [1e300, 0.0]])
+
+    seconds = scaled(minutes, 60.0, cap=UNREACHABLE_SECONDS)
+
+    assert seconds.tolist() == [[0, UNREACHABLE_SECONDS], [UNREACHABLE_SECONDS, 0]]

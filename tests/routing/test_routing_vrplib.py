@@ -147,3 +147,112 @@ def test_solve__shared_instance_in_2_seconds__reaches_the_optimum(
     assert plan.vehicles_used <= problem.vehicles
     # The reported distance is the instance's own units: it adds up to the cost.
     assert plan.total_distance_km == pytest.approx(instance.optimum)
+
+
+CVRPTW = """NAME : tw-4
+COMMENT : made up, best known 60.2
+TYPE : CVRPTW
+DIMENSION : 4
+VEHICLES : 2
+CAPACITY : 10
+EDGE_WEIGHT_TYPE : EUC_2D
+NODE_COORD_SECTION
+1 0 0
+2 3 4
+3 0 7.05
+4 -5 0
+DEMAND_SECTION
+1 0
+2 4
+3 5
+4 6
+SERVICE_TIME_SECTION
+1 0
+2 10
+3 10
+4 10
+TIME_WINDOW_SECTION
+1 0 200
+2 0 50
+3 20 90
+4 100 150
+DEPOT_SECTION
+1
+-1
+EOF
+"""
+
+SOLOMON = """TINY3
+
+VEHICLE
+NUMBER     CAPACITY
+  2         10
+
+CUSTOMER
+CUST NO.  XCOORD.   YCOORD.    DEMAND   READY TIME  DUE DATE   SERVICE   TIME
+
+    0      0          0          0          0        200          0
+    1      3          4          4          0         50         10
+    2      0          7          5         20         90         10
+    3     -5          0          6        100        150         10
+"""
+
+
+def test_read_problem__cvrptw__windows_service_and_dimacs_tenths(tmp_path: Path) -> None:
+    path = tmp_path / "tw-4.vrp"
+    path.write_text(CVRPTW)
+
+    problem, instance, conventions = read_problem(path)
+
+    assert instance.kind == "CVRPTW"
+    assert instance.optimum == 60.2
+    assert problem.vehicles == 2  # VEHICLES is a limit
+    assert conventions.rounding.startswith("dimacs")
+    # 5.0 -> 50 tenths; sqrt(9 + 9.3025) = 4.2782 -> 42 tenths (truncated, not rounded)
+    assert problem.distance["car"][0, 1] == 50
+    assert problem.distance["car"][1, 2] == 42
+    assert [stop.windows for stop in problem.stops] == [((0, 500),), ((200, 900),),
+                                                       ((1000, 1500),)]
+    assert [stop.service_seconds for stop in problem.stops] == [100, 100, 100]
+    assert (problem.fleet[0].earliest, problem.fleet[0].latest) == (0, 2000)
+
+
+def test_solve__cvrptw__windows_kept_and_cost_in_instance_units(tmp_path: Path) -> None:
+    path = tmp_path / "tw-4.vrp"
+    path.write_text(CVRPTW)
+    problem, _, _ = read_problem(path)
+
+    plan = solve(problem, time_limit_seconds=0.5)
+
+    assert plan.locations_served == 3
+    for route in plan.routes:
+        for stop in route.stops:
+            assert stop.time_window is not None
+            # The plan's "minutes" are solver units / 60; here a unit is a tenth.
+            start = stop.start_service_minute * 60
+            assert stop.time_window[0] * 60 <= start <= stop.time_window[1] * 60 + 1
+    assert plan.solver.cost is not None
+    assert plan.total_distance_km == pytest.approx(plan.solver.cost / problem.cost_scale)
+
+
+def test_read_problem__classic_solomon_layout__same_problem(tmp_path: Path) -> None:
+    vrplib_path, solomon_path = tmp_path / "tw-4.vrp", tmp_path / "TINY3.txt"
+    vrplib_path.write_text(CVRPTW)
+    solomon_path.write_text(SOLOMON)
+
+    a, _, _ = read_problem(vrplib_path)
+    b, instance, conventions = read_problem(solomon_path)
+
+    assert instance.kind == "CVRPTW"
+    assert conventions.vehicles == 2
+    assert b.distance["car"][0].tolist() == [0, 50, 70, 50]  # (0, 7) here, not (0, 7.05)
+    assert b.distance["car"][1, 3] == a.distance["car"][1, 3] == 89
+    assert [s.windows for s in a.stops] == [s.windows for s in b.stops]
+
+
+def test_read_instance__unsupported_type__refused(tmp_path: Path) -> None:
+    path = tmp_path / "pd.vrp"
+    path.write_text(SMALL.replace("TYPE : CVRP", "TYPE : PDPTW"))
+
+    with pytest.raises(VrplibError, match="TYPE PDPTW is not supported"):
+        read_instance(path)

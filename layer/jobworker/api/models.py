@@ -25,7 +25,7 @@ from jobworker.queue import DEFAULT_KIND, FinishedMinute, Job, NewJob, QueueStat
 from jobworker.queue.errors import PermanentJobError
 from jobworker.queue.problems import describe, field_problems
 from jobworker.queue.progress import Progress
-from jobworker.routes.plan import PlannedRoute, SolverInfo
+from jobworker.routes.plan import PlannedRoute, SolverInfo, UnassignedStop
 
 MAX_BATCH = 1000
 EARLIEST_RUN_AT = datetime(2000, 1, 1, tzinfo=UTC)
@@ -269,9 +269,17 @@ class RoutesView(BaseModel):
     depot: LatLon
     total_distance_km: float
     total_duration_minutes: float
+    total_cost: float = 0.0
     vehicles_used: int
     locations_served: int
+    locations_unassigned: int = 0
+    stopped_early: bool = False
     routes: list[PlannedRoute]
+    unassigned: list[UnassignedStop] = Field(default_factory=list,
+                                             description="Stops left out, each with its reason")
+    travel: dict[str, Any] = Field(default_factory=dict,
+                                   description="How travel was measured: provider, fallback")
+    depots: list[dict[str, Any]] = Field(default_factory=list)
     solver: SolverInfo
     notes: list[str] = Field(default_factory=list)
 
@@ -285,7 +293,10 @@ class Feature(BaseModel):
 
 
 class FeatureCollection(BaseModel):
-    """The route group as GeoJSON (RFC 7946): the depot, then per route its line and stops."""
+    """The route group as GeoJSON (RFC 7946): depots, per route its line and stops, then the
+    stops left out; the group's totals and travel as ``properties``."""
+
+    model_config = ConfigDict(extra="allow")
 
     type: Literal["FeatureCollection"]
     features: list[Feature]

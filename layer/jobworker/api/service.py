@@ -20,6 +20,7 @@ from jobworker.aws.kick import kick_poller
 from jobworker.aws.runtime import get_engine, get_settings
 from jobworker.queue import Job, QueueStats
 from jobworker.queue.progress import Progress
+from jobworker.routes.models import GenerateRoutesRequest
 
 log = logging.getLogger("jobworker.service")
 
@@ -104,6 +105,13 @@ def check_database() -> None:
 
     with get_engine().connect() as conn:
         conn.execute(text("SELECT 1"))
+
+
+def route_memory_problem(request: GenerateRoutesRequest) -> str | None:
+    """Why the configured poller could not hold this route job in memory, if it could not."""
+    from jobworker.routes.checks import memory_problem
+
+    return memory_problem(request, get_settings().poller_memory_mb)
 
 
 def job_routes(job_id: UUID, *, geojson: bool) -> dict[str, Any]:

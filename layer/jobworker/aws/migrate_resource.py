@@ -4,19 +4,26 @@ Create and Update bring the schema to the newest revision (``jobworker.queue.sch
 Delete leaves the database alone. Whatever happens, CloudFormation gets an answer on the
 pre-signed ``ResponseURL``, SUCCESS or FAILED with the reason, so a stack never waits an
 hour for a response that will not come: a migration still running shortly before the Lambda's
-time runs out is reported as FAILED.
+time runs out is reported as FAILED, after its transaction has been stopped (nothing of it
+stays locked).
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from jobworker.aws.settings import Settings
 
 logger = Logger()
 
@@ -25,45 +32,117 @@ RESPONSE_TIMEOUT_SECONDS = 15.0
 # Time kept back from the Lambda's limit to send the answer.
 RESPONSE_MARGIN_SECONDS = 20.0
 MAX_REASON_CHARS = 1000  # CloudFormation accepts a response body of at most 4 KB
+# How long a cancelled (then terminated) migration gets to roll back and let go of its locks.
+STOP_GRACE_SECONDS = 2.0
 
 
-def apply_migrations() -> str | None:
-    """Migrate the configured database; returns the revision it is at afterwards."""
-    from jobworker.aws.runtime import get_engine
-    from jobworker.queue.schema import migrate
+def set_runtime_passwords(engine: Any, role_secrets: dict[str, str]) -> None:
+    """Each runtime role gets the password its secret holds (RUNTIME_ROLE_SECRETS), in one
+    transaction; a secret naming another user is refused."""
+    from jobworker.aws.secrets import read_secret
+    from jobworker.aws.settings import ConfigError
+    from jobworker.queue.roles import set_role_password
 
-    return migrate(get_engine())
+    if not role_secrets:
+        return
+    with engine.begin() as conn:
+        for role, secret_arn in role_secrets.items():
+            secret = read_secret(secret_arn)
+            if secret["username"] != role:
+                raise ConfigError(f"RUNTIME_ROLE_SECRETS: secret {secret_arn} is for user "
+                                  f"{secret['username']!r}, not {role!r}")
+            set_role_password(conn, role, secret["password"])
 
 
 class DeadlineExceeded(Exception):
     pass
 
 
-def run_with_deadline(work: Callable[[], str | None], seconds: float) -> str | None:
-    """Run ``work`` in a thread; raise DeadlineExceeded if it has not finished in ``seconds``.
+class MigrationRun:
+    """One migration in a thread, bounded by a deadline that the database enforces too.
 
-    The thread is a daemon and is abandoned on timeout: the answer to CloudFormation matters
-    more than the migration, which runs in a transaction and is retried on the next deploy.
+    The migration's transaction gets a statement limit that ends at the deadline, so even a
+    frozen or killed Lambda leaves nothing locked for long. When the deadline passes while it
+    still runs (waiting for a lock, say), a second connection cancels its backend, and
+    terminates it if the cancel is not enough (a backend idle in its transaction between two
+    statements ignores a cancel): the transaction rolls back and its locks, the advisory one
+    included, are released before CloudFormation is told FAILED.
     """
-    outcome: dict[str, Any] = {}
 
-    def target() -> None:
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds = max(seconds, 0.0)
+        self.clock = clock
+        self.backend: int | None = None
+        self.outcome: dict[str, Any] = {}
+
+    def run(self) -> str | None:
+        from jobworker.aws.runtime import get_engine, get_settings
+
+        config = get_settings()
+        engine = get_engine("migration")
+        deadline = self.clock() + self.seconds
+        thread = threading.Thread(target=self._migrate, args=(engine, config, deadline),
+                                  name="migrate", daemon=True)
+        thread.start()
+        thread.join(self.seconds)
+        if thread.is_alive():
+            self._stop(engine, thread)
+            raise DeadlineExceeded(
+                f"migrations did not finish within {self.seconds:.0f} s; their transaction "
+                "was rolled back and the next deploy tries again")
+        if "error" in self.outcome:
+            raise self.outcome["error"]
+        if "revision" not in self.outcome:
+            raise RuntimeError("migrations stopped without a result")
+        revision: str | None = self.outcome["revision"]
+        return revision
+
+    def _migrate(self, engine: Engine, config: Settings, deadline: float) -> None:
+        from jobworker.queue.schema import MigrationLimits, migrate
+
+        def on_backend(pid: int) -> None:
+            self.backend = pid
+
+        # The database's own limit comes just after the deadline: the cancel below acts
+        # first, and the limit still ends the transaction if this process dies before it.
+        left = max(deadline - self.clock(), 0.0) + STOP_GRACE_SECONDS
+        statement = config.migration_statement_timeout_seconds
+        limits = MigrationLimits(
+            statement_seconds=min(statement, left) if statement > 0 else left,
+            lock_seconds=config.migration_lock_timeout_seconds,
+            on_backend=on_backend,
+        )
         try:
-            outcome["revision"] = work()
+            revision = migrate(engine, limits=limits)  # creates the runtime roles
+            set_runtime_passwords(engine, config.runtime_role_secrets or {})
+            self.outcome["revision"] = revision
         except Exception as exc:
-            outcome["error"] = exc
+            self.outcome["error"] = exc
 
-    thread = threading.Thread(target=target, name="migrate", daemon=True)
-    thread.start()
-    thread.join(max(seconds, 0.0))
-    if thread.is_alive():
-        raise DeadlineExceeded(f"migrations did not finish within {seconds:.0f} s")
-    if "error" in outcome:
-        raise outcome["error"]
-    if "revision" not in outcome:
-        raise RuntimeError("migrations stopped without a result")
-    revision: str | None = outcome["revision"]
-    return revision
+    def _stop(self, engine: Engine, thread: threading.Thread) -> None:
+        """Cancel the migration's backend, then terminate it if the cancel did not end it."""
+        from sqlalchemy import text
+
+        if self.backend is None:
+            return  # not connected yet: nothing of it holds a lock (its connect times out)
+        for signal in ("pg_cancel_backend", "pg_terminate_backend"):
+            try:
+                with engine.connect() as conn:
+                    conn.execute(text(f"SELECT {signal}(:pid)"), {"pid": self.backend})
+                    conn.commit()
+            except Exception:
+                logger.exception("Could not stop the migration's backend",
+                                 extra={"backend": self.backend, "call": signal})
+            thread.join(STOP_GRACE_SECONDS)
+            if not thread.is_alive():
+                logger.warning("Migration stopped at its deadline",
+                               extra={"backend": self.backend, "call": signal})
+                return
+
+
+def apply_migrations(seconds: float) -> str | None:
+    """Migrate the configured database within ``seconds``; returns the revision it is at."""
+    return MigrationRun(seconds).run()
 
 
 def response_body(event: dict[str, Any], status: str, reason: str,
@@ -106,7 +185,7 @@ def handle(event: dict[str, Any], seconds_left: float) -> dict[str, Any]:
     if request_type not in ("Create", "Update"):
         return response_body(event, "FAILED", f"unknown RequestType {request_type!r}")
     try:
-        revision = run_with_deadline(apply_migrations, seconds_left - RESPONSE_MARGIN_SECONDS)
+        revision = apply_migrations(seconds_left - RESPONSE_MARGIN_SECONDS)
     except Exception as exc:
         logger.exception("Migrations failed")
         return response_body(event, "FAILED", f"migrations failed: {type(exc).__name__}: {exc}")

@@ -9,12 +9,30 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    Json,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from jobworker.queue import (
+    DEFAULT_BACKOFF_BASE_SECONDS,
+    DEFAULT_BACKOFF_CAP_SECONDS,
+    DEFAULT_MAX_ATTEMPTS,
+)
 from jobworker.queue.errors import JobworkerError
 from jobworker.queue.problems import field_problems
+
+# The poller holds one connection for its work and its heartbeat thread another: with one,
+# the heartbeat waits for the work's connection and leases expire under a healthy worker.
+MIN_DB_POOL_SIZE = 2
 
 
 class ConfigError(JobworkerError):
@@ -36,11 +54,15 @@ class Settings(BaseModel):
     # Queue behaviour.
     batch_size: int = Field(10, ge=1, le=5000, description="Most jobs one claim takes")
     lease_seconds: float = Field(60.0, ge=1, le=3600)
-    max_attempts: int = Field(3, ge=1, le=100)
-    backoff_base_seconds: float = Field(5.0, ge=0, le=3600)
-    backoff_cap_seconds: float = Field(300.0, ge=0, le=86400)
+    max_attempts: int = Field(DEFAULT_MAX_ATTEMPTS, ge=1, le=100)
+    backoff_base_seconds: float = Field(DEFAULT_BACKOFF_BASE_SECONDS, ge=0, le=3600)
+    backoff_cap_seconds: float = Field(DEFAULT_BACKOFF_CAP_SECONDS, ge=0, le=86400)
     retention_days: int = Field(
         14, ge=1, le=3650, description="Finished jobs older than this are pruned"
+    )
+    route_retention_days: int = Field(
+        90, ge=1, le=3650,
+        description="Route groups older than this are pruned once their job has been",
     )
     poller_idle_exit_seconds: float = Field(
         0.0, ge=0, le=900, description="End an invocation after this long without work; 0: never"
@@ -59,8 +81,40 @@ class Settings(BaseModel):
     # is checked in tests (tests/test_query_plans.py).
     db_disable_prepared_statements: bool = True
     db_pool_size: int = Field(
-        2, ge=1, le=50, description="Connections per process: the work, plus the heartbeat"
+        MIN_DB_POOL_SIZE, le=50, description="Connections per process: the work, plus the heartbeat"
     )
+    # Limits on database work, set per role when a connection opens (jobworker.aws.timeouts);
+    # 0 turns one off. A lock wait or a half-open connection never eats a whole invocation.
+    db_statement_timeout_seconds: float = Field(
+        30.0, ge=0, le=900, description="Longest statement of the poller and the sweeper"
+    )
+    db_api_statement_timeout_seconds: float = Field(
+        10.0, ge=0, le=28, description="Longest statement of the API (API Gateway waits 29 s)"
+    )
+    db_lock_timeout_seconds: float = Field(
+        5.0, ge=0, le=900, description="Longest wait for a lock (API, poller, sweeper)"
+    )
+    db_idle_in_transaction_timeout_seconds: float = Field(
+        60.0, ge=0, le=3600, description="A session idle inside a transaction this long is ended"
+    )
+    db_keepalives_idle_seconds: int = Field(
+        30, ge=1, le=3600, description="TCP keepalives start after this long without traffic"
+    )
+    migration_lock_timeout_seconds: float = Field(
+        10.0, ge=0, le=900, description="Longest wait of a migration for a lock on a table"
+    )
+    migration_statement_timeout_seconds: float = Field(
+        600.0, ge=0, le=3600, description="Longest statement of a migration"
+    )
+    # TLS (libpq's sslmode): the template asks for verify-full; unset leaves the URL's own.
+    db_sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca",
+                        "verify-full"] | None = None
+    db_sslrootcert: str | None = Field(
+        None, description="CA bundle that signs the server's certificate; default: the "
+                          "bundle the layer ships (jobworker/aws/certs/rds-ca-bundle.pem)")
+    # Migration function only: {"role": "secret ARN"} of the runtime roles whose passwords
+    # it sets (each function connects with its own secret).
+    runtime_role_secrets: Json[dict[str, str]] | None = None
 
     # API.
     max_body_bytes: int = Field(2 * 1024 * 1024, ge=1024, le=6 * 1024 * 1024)
@@ -69,6 +123,17 @@ class Settings(BaseModel):
         None, max_length=500, pattern=r"^$|^https://[^\s]*\{z\}[^\s]*\{x\}[^\s]*\{y\}[^\s]*$",
         description="Map tiles for the dashboard, e.g. https://tile.example/{z}/{x}/{y}.png;"
         " none: plain background")
+    poller_memory_mb: int = Field(1769, ge=128, le=10240,
+                                  description="The poller's memory: route jobs larger are refused")
+
+    @field_validator("db_pool_size")
+    @classmethod
+    def _pool_holds_the_heartbeat(cls, value: int) -> int:
+        if value < MIN_DB_POOL_SIZE:
+            raise ValueError(
+                f"must be at least {MIN_DB_POOL_SIZE}: the poller's heartbeat needs a connection"
+                " of its own beside the one its jobs use, or leases expire while jobs run")
+        return value
 
     @model_validator(mode="after")
     def _backoff_is_ordered(self) -> Settings:

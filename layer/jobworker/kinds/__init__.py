@@ -1,11 +1,15 @@
 """Job kinds, the plugin API: a registry from a job's ``kind`` to the function that does it."""
 
 from jobworker.kinds.registry import (
+    SYSTEM_CLOCK,
+    Clock,
     JobContext,
     JobHandler,
     JobOutcome,
     JobSignals,
     KindSpec,
+    StopSignals,
+    SystemClock,
     handler_for,
     job_kind,
     kind_spec,
@@ -13,5 +17,6 @@ from jobworker.kinds.registry import (
     load_plugins,
 )
 
-__all__ = ["JobContext", "JobHandler", "JobOutcome", "JobSignals", "KindSpec", "handler_for",
-           "job_kind", "kind_spec", "known_kinds", "load_plugins"]
+__all__ = ["SYSTEM_CLOCK", "Clock", "JobContext", "JobHandler", "JobOutcome", "JobSignals",
+           "KindSpec", "StopSignals", "SystemClock", "handler_for", "job_kind", "kind_spec",
+           "known_kinds", "load_plugins"]

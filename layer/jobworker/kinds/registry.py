@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
 from pydantic import BaseModel
@@ -39,11 +39,44 @@ CHECK_EVERY_SECONDS = 0.05  # how often ctx.wait() looks at the signals and the 
 PersistHook = Callable[["Connection"], "UUID | None"]
 
 
+class Clock(Protocol):
+    """Where a job (and the poller that runs it) reads the time and sleeps: passed in, so
+    tests move time instead of waiting for it."""
+
+    def now(self) -> float:
+        """Seconds on a monotonic scale (only differences mean anything)."""
+        ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    """Real time: ``time.monotonic`` and ``time.sleep``."""
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            time.sleep(seconds)
+
+
+SYSTEM_CLOCK = SystemClock()
+
+
+class StopSignals(Protocol):
+    """Whatever tells a running job to stop: the poller's heartbeat flags, or a test's."""
+
+    @property
+    def cancel_requested(self) -> bool: ...
+
+    @property
+    def lease_lost(self) -> bool: ...
+
+
 @dataclass(slots=True)
 class JobSignals:
-    """Flags the heartbeat thread sets for a job it holds. Plain booleans (set by one thread,
-    read by another; each write is atomic): a batch of a thousand jobs needs a thousand of
-    these, and the work polls them at its checkpoints anyway."""
+    """Plain stop flags, for a context built without a heartbeat (tests, local runs)."""
 
     cancel_requested: bool = False
     lease_lost: bool = False
@@ -59,21 +92,23 @@ class JobContext:
     a kind that never reads it never pays for it.
     """
 
-    __slots__ = ("_payload", "_payload_json", "attempt", "deadline", "job_id", "kind", "logger",
-                 "max_attempts", "signals")
+    __slots__ = ("_payload", "_payload_json", "attempt", "clock", "deadline", "job_id", "kind",
+                 "logger", "max_attempts", "signals")
 
     def __init__(self, *, job_id: UUID, kind: str, attempt: int, max_attempts: int,
                  deadline: float, payload: dict[str, Any] | None = None,
-                 payload_json: str | None = None, signals: JobSignals | None = None,
-                 logger: logging.Logger | logging.LoggerAdapter[Any] = JOB_LOGGER) -> None:
+                 payload_json: str | None = None, signals: StopSignals | None = None,
+                 logger: logging.Logger | logging.LoggerAdapter[Any] = JOB_LOGGER,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
         self.job_id = job_id
         self.kind = kind
         self._payload = payload
         self._payload_json = payload_json
         self.attempt = attempt
         self.max_attempts = max_attempts
-        self.deadline = deadline  # time.monotonic() value by which the work must be done
-        self.signals = signals if signals is not None else JobSignals()
+        self.deadline = deadline  # clock.now() value by which the work must be done
+        self.signals: StopSignals = signals if signals is not None else JobSignals()
+        self.clock = clock
         self.logger = logger
 
     @property
@@ -83,7 +118,7 @@ class JobContext:
         return self._payload
 
     def time_left(self) -> float:
-        return self.deadline - time.monotonic()
+        return self.deadline - self.clock.now()
 
     def check_signals(self) -> None:
         """Raise if the job was cancelled or its lease lost (for work that keeps its own time)."""
@@ -100,10 +135,10 @@ class JobContext:
 
     def wait(self, seconds: float) -> None:
         """Sleep ``seconds``, waking early to honour cancellation, a lost lease or the deadline."""
-        end = time.monotonic() + seconds
-        while (remaining := end - time.monotonic()) > 0:
+        end = self.clock.now() + seconds
+        while (remaining := end - self.clock.now()) > 0:
             self.checkpoint()
-            time.sleep(max(0.0, min(remaining, self.time_left(), CHECK_EVERY_SECONDS)))
+            self.clock.sleep(max(0.0, min(remaining, self.time_left(), CHECK_EVERY_SECONDS)))
 
 
 @dataclass

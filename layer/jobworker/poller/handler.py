@@ -17,8 +17,11 @@ from jobworker.aws.observability import (
     spread,
     traced,
 )
-from jobworker.aws.runtime import get_engine, get_settings
-from jobworker.poller.loop import Budget, PollerOptions, PollSummary, run_poller
+from jobworker.aws.runtime import drop_connections, get_engine, get_settings
+from jobworker.poller.clock import SYSTEM_CLOCK, Budget
+from jobworker.poller.loop import run_poller
+from jobworker.poller.options import PollerOptions
+from jobworker.poller.outcomes import PollSummary
 
 logger = Logger()
 metrics = Metrics()
@@ -30,27 +33,20 @@ copy_config_to_registered_loggers(source_logger=logger, include={"jobworker"})
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     summary = poll(context.get_remaining_time_in_millis, context.aws_request_id)
+    if summary.error:
+        drop_connections()  # the next invocation starts on fresh ones
     record_poll(metrics, summary)
     return summary.to_dict()
 
 
 def poll(remaining_ms: Callable[[], int], invocation_id: str) -> PollSummary:
-    """One poller invocation, ending ``safety_margin_seconds`` (at most 10% of the time
-    available) before the Lambda's own limit; ``remaining_ms`` is the context's clock."""
+    """One poller invocation on real time, ending ``safety_margin_seconds`` (at most 10% of
+    the time available) before the Lambda's own limit; ``remaining_ms`` is the context's clock."""
     config = get_settings()
     margin = min(config.safety_margin_seconds, remaining_ms() / 1000 * 0.1)
-    options = PollerOptions(
-        owner=f"poller:{invocation_id}",
-        batch_size=config.batch_size,
-        lease_seconds=config.lease_seconds,
-        poll_interval=config.poll_interval,
-        job_timeout_seconds=config.job_timeout_minutes * 60,
-        backoff_base_seconds=config.backoff_base_seconds,
-        backoff_cap_seconds=config.backoff_cap_seconds,
-        idle_exit_seconds=config.poller_idle_exit_seconds,
-    )
-    budget = Budget(lambda: remaining_ms() / 1000 - margin)
-    return run_poller(get_engine(), options, budget)
+    options = PollerOptions.from_settings(config, owner=f"poller:{invocation_id}")
+    budget = Budget(SYSTEM_CLOCK, lambda: remaining_ms() / 1000 - margin)
+    return run_poller(get_engine("poller"), options, budget)
 
 
 def record_poll(metrics: Metrics, summary: PollSummary) -> None:
@@ -62,6 +58,7 @@ def record_poll(metrics: Metrics, summary: PollSummary) -> None:
         "JobsCancelled": summary.cancelled,
         "JobsReleased": summary.released,
         "LeasesLost": summary.lost,
+        "JobsUnrecorded": summary.unrecorded,
     }
     for name, value in counts.items():
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)

@@ -1,140 +1,57 @@
-"""The poller's work: claim batches, run each job before the deadline, record how each ended.
+"""The poller's loop: claim batches, run each job before the deadline, hand back the rest.
 
 One call to :func:`run_poller` is one Lambda invocation: it polls at once after any batch
 and, while it finds nothing, after waits that grow from a tenth of a second to
 ``poll_interval``, until its budget runs out; it never starts a job it cannot finish in time,
-hands unstarted jobs back, and returns a summary of what it did.
+hands unstarted jobs back, and returns a summary of what it did. Time comes from the budget's
+clock (real time in Lambda, a fake one in tests); recording is in ``outcomes.py``.
+
+A job's attempt is counted when it starts. Starts are marked in chunks, folded into
+statements the poller sends anyway: the claim marks the first job of its batch, and each
+flush of completions marks the next ones, as many jobs of known kinds as are expected to run
+within ``START_CHUNK_SECONDS`` (only the next one when its kind is new). A batch of fast jobs
+costs one statement more than counting at claim (the flush after the first job), not one
+per job. The trade-off: a worker killed mid-batch costs an attempt to the jobs it had marked
+(the one running and, for fast jobs, those due within that time), never to the rest.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from dataclasses import asdict
+from typing import TYPE_CHECKING
+from uuid import UUID
 
 from jobworker import queue
-from jobworker.kinds import JobContext, JobHandler, JobOutcome, JobSignals, handler_for
-from jobworker.poller.heartbeat import Heartbeat
+from jobworker.kinds import JobContext, JobHandler, JobOutcome, handler_for
+from jobworker.poller.clock import Budget
+from jobworker.poller.estimate import DurationEstimate
+from jobworker.poller.failures import classify
+from jobworker.poller.heartbeat import Heartbeat, LeaseFlags
+from jobworker.poller.options import PollerOptions
+from jobworker.poller.outcomes import Ended, Ledger, PollSummary, about
 from jobworker.queue.errors import (
     JobCancelled,
     JobFailure,
-    LeaseLost,
     LeaseLostDuringWork,
     PermanentJobError,
     is_database_unavailable,
 )
-from jobworker.queue.progress import Progress
 
 if TYPE_CHECKING:  # SQLAlchemy loads on first use, not on import
     from sqlalchemy.engine import Connection, Engine
+
+__all__ = ["Budget", "PollSummary", "Poller", "PollerOptions", "run_poller"]
 
 log = logging.getLogger("jobworker.worker")
 
 NO_OUTCOME = JobOutcome()  # what a handler that returns None leaves behind
 COMPLETION_FLUSH_SECONDS = 0.5  # buffered completions are written at least this often
+START_CHUNK_SECONDS = COMPLETION_FLUSH_SECONDS  # jobs marked started at once: this much work
+# The claim marks only the first job started: it cannot see kinds, and a batch of fast jobs
+# with one slow job in front would have them all marked while the slow one runs.
+CLAIM_STARTS = 1
 FIRST_IDLE_WAIT_SECONDS = 0.1  # after work; then 0.2, 0.4, ... up to poll_interval
-ERROR_TEXT_LIMIT = 500
-
-
-@dataclass(frozen=True)
-class PollerOptions:
-    owner: str
-    batch_size: int = 10
-    lease_seconds: float = 60.0
-    poll_interval: float = 5.0
-    job_timeout_seconds: float = 30 * 60
-    backoff_base_seconds: float = 5.0
-    backoff_cap_seconds: float = 300.0
-    min_start_seconds: float = 0.05
-    idle_exit_seconds: float = 0.0  # 0: poll until the budget ends
-
-
-class Budget:
-    """The time this invocation may still use, asked of ``remaining`` (seconds) each time.
-
-    In Lambda, ``remaining`` reads the context's clock; ``jobworker dev`` can make it drop to
-    zero to stop a poller early and cleanly.
-    """
-
-    def __init__(self, remaining: Callable[[], float]) -> None:
-        self.remaining = remaining
-
-    @classmethod
-    def seconds(cls, seconds: float) -> Budget:
-        deadline = time.monotonic() + seconds
-        return cls(lambda: deadline - time.monotonic())
-
-    def left(self) -> float:
-        return self.remaining()
-
-    def sleep(self, seconds: float) -> None:
-        """Sleep ``seconds``, or less if the budget runs out first."""
-        end = time.monotonic() + seconds
-        while (now := time.monotonic()) < end and self.left() > 0:
-            time.sleep(min(0.1, end - now, max(self.left(), 0.0)))
-
-
-@dataclass
-class PollSummary:
-    claimed: int = 0
-    completed: int = 0
-    failed: int = 0
-    retried: int = 0
-    cancelled: int = 0
-    released: int = 0
-    lost: int = 0
-    polls: int = 0
-    error: str | None = None
-    job_seconds: list[float] = field(default_factory=list, repr=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in SUMMARY_COUNTS}
-
-
-SUMMARY_COUNTS = ("claimed", "completed", "failed", "retried", "cancelled", "released", "lost",
-                  "polls", "error")
-
-
-@dataclass(slots=True)
-class Ended:
-    """How one attempt ended, before it is recorded."""
-
-    how: Literal["completed", "failed", "cancelled", "lost"]
-    outcome: JobOutcome | None = None
-    error: str | None = None
-    permanent: bool = False
-
-
-class DurationEstimate:
-    """Moving average of job durations, per kind, to size claims and skip jobs that won't fit."""
-
-    def __init__(self) -> None:
-        self.by_kind: dict[str, float] = {}
-        self.overall: float | None = None
-
-    def record(self, kind: str, seconds: float) -> None:
-        self.by_kind[kind] = _ewma(self.by_kind.get(kind), seconds)
-        self.overall = _ewma(self.overall, seconds)
-
-    def claim_limit(self, seconds_left: float, batch_size: int) -> int:
-        """Slow start: one job until a duration is known, then what fits in the time left."""
-        if self.overall is None:
-            return 1
-        fits = int(seconds_left / max(self.overall, 1e-6))
-        return max(1, min(batch_size, fits))
-
-    def expected(self, kind: str) -> float:
-        return self.by_kind.get(kind, 0.0)
-
-    def typical(self) -> float:
-        """Expected duration of a job of unknown kind (0 until one has run)."""
-        return self.overall or 0.0
-
-
-def _ewma(previous: float | None, value: float, weight: float = 0.3) -> float:
-    return value if previous is None else previous + weight * (value - previous)
 
 
 class Poller:
@@ -143,6 +60,7 @@ class Poller:
         self.engine = engine
         self.options = options
         self.budget = budget
+        self.clock = budget.clock
         self.heartbeat = heartbeat
         self.summary = PollSummary()
         self.estimate = DurationEstimate()
@@ -151,21 +69,25 @@ class Poller:
         self.idle_since: float | None = None
         self.next_wait = FIRST_IDLE_WAIT_SECONDS
         self.handlers: dict[str, JobHandler] = {}
+        self.marked: set[UUID] = set()  # of this batch: started (attempt counted)
+        self.refused: set[UUID] = set()  # of this batch: a start refused (cancelled, lost)
 
     def run(self) -> PollSummary:
         opts = self.options
         with self.engine.connect() as conn:
+            ledger = Ledger(conn, opts, self.summary)
             while self.budget.left() > max(opts.min_start_seconds, self.estimate.typical()):
                 limit = self.estimate.claim_limit(self.budget.left(), opts.batch_size)
+                log.debug("Worker loop", extra={"poll": self.summary.polls + 1, "limit": limit})
                 with conn.begin():
-                    jobs = queue.claim_batch(
-                        conn, owner=opts.owner, limit=limit, lease_seconds=opts.lease_seconds
-                    )
+                    jobs = queue.claim_batch(conn, owner=opts.owner, limit=limit,
+                                             lease_seconds=opts.lease_seconds,
+                                             start=CLAIM_STARTS)
                 self.summary.polls += 1
                 self.summary.claimed += len(jobs)
                 if jobs:
                     self.idle_since = None
-                    if not self._run_batch(conn, jobs):
+                    if not self._run_batch(conn, ledger, jobs):
                         break  # out of time: what was left is released
                 if not jobs and not self._idle_wait():
                     break
@@ -180,14 +102,14 @@ class Poller:
         fraction of a second, and an idle queue is still polled every ``poll_interval``.
         """
         opts = self.options
-        now = time.monotonic()
+        now = self.clock.now()
         if self.idle_since is None:
             self.idle_since, self.next_wait = now, FIRST_IDLE_WAIT_SECONDS
         wait = min(self.next_wait, opts.poll_interval)
         self.next_wait = wait * 2
         if opts.idle_exit_seconds:
             idle_left = opts.idle_exit_seconds - (now - self.idle_since)
-            if idle_left <= 0:
+            if idle_left <= 1e-6:  # not a float's rounding away from the end: the end
                 return False
             wait = min(wait, idle_left)  # the last poll comes when idle_exit_seconds is up
         if self.budget.left() <= wait + opts.min_start_seconds:
@@ -195,38 +117,58 @@ class Poller:
         self.budget.sleep(wait)
         return True
 
-    def _run_batch(self, conn: Connection, jobs: list[queue.ClaimedJob]) -> bool:
+    def _run_batch(self, conn: Connection, ledger: Ledger,
+                   jobs: list[queue.ClaimedJob]) -> bool:
         """Run the batch in order; False if time ran out before every job could start."""
         heartbeat = self.heartbeat
-        signals = heartbeat.hold_all((job.job_id, job.attempt) for job in jobs)
+        flags = heartbeat.hold_all((job.job_id, job.token) for job in jobs)
+        self.marked = {job.job_id for job in jobs if job.started}
+        self.refused = set()
+        ran: set[UUID] = set()
         if log.isEnabledFor(logging.INFO):  # a thousand log records are not free
             for job in jobs:
-                log.info("Found job", extra=_about(job))
+                log.info("Found job", extra=about(job))
         in_time = True
         try:
-            for job, job_signals in zip(jobs, signals, strict=True):
+            for index, (job, job_flags) in enumerate(zip(jobs, flags, strict=True)):
+                if job.job_id in self.refused:
+                    continue
                 expected = self.estimate.expected(job.kind)
-                time_left, now = self.budget.left(), time.monotonic()
+                time_left = self.budget.left()
                 if time_left < max(self.options.min_start_seconds, expected):
                     in_time = False
                     break
-                if self.pending and (expected == 0.0 or expected > COMPLETION_FLUSH_SECONDS):
-                    self._flush(conn)  # finished jobs don't wait behind one that may take long
-                deadline = now + min(self.options.job_timeout_seconds, time_left)
-                ended = self._execute(job, job_signals, deadline)
-                if not self._record(conn, job, ended):
-                    heartbeat.drop(job.job_id)
+                if job.job_id not in self.marked:
+                    self._flush(ledger, start=self._next_chunk(jobs, index, time_left))
+                    if job.job_id in self.refused:
+                        continue
+                elif self.pending and (expected == 0.0 or expected > COMPLETION_FLUSH_SECONDS):
+                    self._flush(ledger)  # finished jobs don't wait behind one that may take long
+                ran.add(job.job_id)
+                deadline = self.clock.now() + min(self.options.job_timeout_seconds, time_left)
+                ended = self._execute(job, job_flags, deadline)
+                self._record(ledger, job, ended)
         finally:
-            self._flush(conn)
-            unstarted = heartbeat.held()
-            if unstarted:
-                with conn.begin():
-                    released = queue.release_jobs(conn, owner=self.options.owner, held=unstarted)
-                heartbeat.drop_all(job_id for job_id, _ in unstarted)
-                self.summary.released += len(released)
-                log.info("Released jobs it could not start in time",
-                         extra={"released": len(released)})
+            self._flush(ledger)
+            self._release(conn, [held for held in heartbeat.held() if held[0] not in ran])
         return in_time
+
+    def _next_chunk(self, jobs: list[queue.ClaimedJob], index: int,
+                    time_left: float) -> list[queue.Held]:
+        """The jobs to mark started from ``index`` on: the next one, and after it those of
+        known kinds expected to run within START_CHUNK_SECONDS (and the time left)."""
+        chunk = [(jobs[index].job_id, jobs[index].token)]
+        total = self.estimate.expected(jobs[index].kind)
+        horizon = min(START_CHUNK_SECONDS, time_left)
+        for job in jobs[index + 1:]:
+            if not self.estimate.known(job.kind):
+                break
+            total += self.estimate.expected(job.kind)
+            if total > horizon:
+                break
+            if job.job_id not in self.marked and job.job_id not in self.refused:
+                chunk.append((job.job_id, job.token))
+        return chunk
 
     def _handler(self, kind: str) -> JobHandler:
         handler = self.handlers.get(kind)
@@ -234,15 +176,19 @@ class Poller:
             handler = self.handlers[kind] = handler_for(kind)  # unknown kind: raises
         return handler
 
-    def _execute(self, job: queue.ClaimedJob, signals: JobSignals, deadline: float) -> Ended:
+    def _execute(self, job: queue.ClaimedJob, flags: LeaseFlags, deadline: float) -> Ended:
+        if flags.lease_lost:
+            return Ended("lost")
+        if flags.cancel_requested:  # checked before it starts: a kind need not checkpoint
+            return Ended("cancelled")
         ctx = JobContext(
             job_id=job.job_id, kind=job.kind, payload_json=job.payload_json, attempt=job.attempt,
-            max_attempts=job.max_attempts, deadline=deadline, signals=signals,
+            max_attempts=job.max_attempts, deadline=deadline, signals=flags, clock=self.clock,
         )
         if log.isEnabledFor(logging.INFO):
             log.info("Starting job",
-                     extra={**_about(job), "deadline_seconds": round(ctx.time_left(), 3)})
-        started = time.monotonic()
+                     extra={**about(job), "deadline_seconds": round(ctx.time_left(), 3)})
+        started = self.clock.now()
         try:
             outcome = self._handler(job.kind)(ctx) or NO_OUTCOME
             _check_result(outcome)
@@ -251,88 +197,62 @@ class Poller:
             ended = Ended("cancelled")
         except LeaseLostDuringWork:
             ended = Ended("lost")
-        except JobFailure as exc:
-            ended = Ended("failed", error=_short(exc), permanent=exc.permanent)
         except Exception as exc:  # one job's crash never ends the invocation
-            log.exception("Job raised", extra={"job_id": str(job.job_id)})
-            ended = Ended("failed", error=_short(exc), permanent=_is_permanent(exc))
-        seconds = time.monotonic() - started
+            if not isinstance(exc, JobFailure):
+                log.exception("Job raised", extra=about(job))
+            ended = Ended("failed", failure=classify(exc))
+        seconds = self.clock.now() - started
         self.estimate.record(job.kind, seconds)
         self.summary.job_seconds.append(seconds)
         return ended
 
-    def _record(self, conn: Connection, job: queue.ClaimedJob, ended: Ended) -> bool:
-        """Write how the attempt ended; True when the write was buffered for a batch."""
-        opts = self.options
+    def _record(self, ledger: Ledger, job: queue.ClaimedJob, ended: Ended) -> None:
         outcome = ended.outcome
         if ended.how == "completed" and outcome is not None and outcome.persist is None:
             if not self.pending:
-                self.pending_since = time.monotonic()
-            self.pending.append(queue.Completion(job.job_id, job.attempt, outcome.result))
-            if time.monotonic() - self.pending_since >= COMPLETION_FLUSH_SECONDS:
-                self._flush(conn)
-            return True
-        extra = _about(job)
+                self.pending_since = self.clock.now()
+            self.pending.append(queue.Completion(job.job_id, job.token, outcome.result))
+            if self.clock.now() - self.pending_since >= COMPLETION_FLUSH_SECONDS:
+                self._flush(ledger)
+            return
         try:
-            if ended.how == "completed" and outcome is not None and outcome.persist is not None:
-                with conn.begin():
-                    route_group_id = outcome.persist(conn)
-                    queue.complete_job(conn, owner=opts.owner, job_id=job.job_id,
-                                       attempt=job.attempt, result=outcome.result,
-                                       route_group_id=route_group_id)
-                self.summary.completed += 1
-                log.info(f"Job {job.job_id} completed successfully", extra=extra)
-            elif ended.how == "failed":
-                with conn.begin():
-                    progress = queue.fail_job(
-                        conn, owner=opts.owner, job_id=job.job_id, attempt=job.attempt,
-                        error=ended.error or "failed", permanent=ended.permanent,
-                        backoff_base_seconds=opts.backoff_base_seconds,
-                        backoff_cap_seconds=opts.backoff_cap_seconds,
-                    )
-                if progress is Progress.FAILED:
-                    self.summary.failed += 1
-                    log.error(f"Job {job.job_id} failed", extra={**extra, "error": ended.error})
-                else:
-                    self.summary.retried += 1
-                    log.warning(f"Job {job.job_id} will be retried",
-                                extra={**extra, "error": ended.error})
-            elif ended.how == "cancelled":
-                with conn.begin():
-                    queue.cancel_running_job(conn, owner=opts.owner, job_id=job.job_id,
-                                             attempt=job.attempt)
-                self.summary.cancelled += 1
-                log.info(f"Job {job.job_id} cancelled", extra=extra)
-            else:
-                raise LeaseLost(job.job_id, opts.owner, job.attempt)
-        except LeaseLost:
-            self.summary.lost += 1
-            log.warning("Lost the lease of job; its new owner keeps it", extra=extra)
-        return False
+            ledger.record(job, ended)
+        finally:
+            self.heartbeat.drop(job.job_id)
 
-    def _flush(self, conn: Connection) -> None:
-        """Write buffered completions in one fenced statement."""
-        if not self.pending:
+    def _flush(self, ledger: Ledger, start: list[queue.Held] | None = None) -> None:
+        """Write buffered completions (and mark ``start`` started) in one fenced statement."""
+        start = start or []
+        if not self.pending and not start:
             return
         done, self.pending = self.pending, []
+        try:
+            flushed = ledger.flush(done, start)
+        finally:
+            self.heartbeat.drop_all(item.job_id for item in done)
+        refused = flushed.not_started | flushed.cancelled
+        self.refused |= refused
+        self.heartbeat.drop_all(refused)
+        self.marked.update(job_id for job_id, _ in start if job_id not in refused)
+
+    def _release(self, conn: Connection, unstarted: list[queue.Held]) -> None:
+        """Hand back the jobs of the batch it never ran (attempts intact)."""
+        if not unstarted:
+            return
         with conn.begin():
-            lost = queue.complete_jobs(conn, owner=self.options.owner, done=done)
-        self.heartbeat.drop_all(item.job_id for item in done)
-        self.summary.completed += len(done) - len(lost)
-        self.summary.lost += len(lost)
-        for job_id in lost:
-            log.warning("Lost the lease of job; its new owner keeps it",
-                        extra={"job_id": str(job_id)})
-        if log.isEnabledFor(logging.INFO):
-            for item in done:
-                if item.job_id not in lost:
-                    log.info(f"Job {item.job_id} completed successfully",
-                             extra={"job_id": str(item.job_id), "attempt": item.attempt})
+            released = queue.release_jobs(conn, owner=self.options.owner, held=unstarted)
+        self.heartbeat.drop_all(job_id for job_id, _ in unstarted)
+        self.summary.released += len(released)
+        log.info("Released jobs it could not start in time", extra={"released": len(released)})
 
 
-def run_poller(engine: Engine, options: PollerOptions, budget: Budget) -> PollSummary:
-    """One invocation's worth of polling; see the module docstring."""
-    heartbeat = Heartbeat(engine, owner=options.owner, lease_seconds=options.lease_seconds)
+def run_poller(engine: Engine, options: PollerOptions, budget: Budget, *,
+               heartbeat: Heartbeat | None = None) -> PollSummary:
+    """One invocation's worth of polling; see the module docstring. ``heartbeat`` defaults
+    to one with its own thread; tests pass one they beat on their own clock."""
+    log.info("Job worker starting", extra={"options": asdict(options)})
+    if heartbeat is None:
+        heartbeat = Heartbeat(engine, owner=options.owner, lease_seconds=options.lease_seconds)
     poller = Poller(engine, options, budget, heartbeat)
     try:
         with heartbeat:
@@ -346,11 +266,6 @@ def run_poller(engine: Engine, options: PollerOptions, budget: Budget) -> PollSu
         return poller.summary
 
 
-def _about(job: queue.ClaimedJob) -> dict[str, Any]:
-    """The structured keys every log line about a job carries."""
-    return {"job_id": str(job.job_id), "kind": job.kind, "attempt": job.attempt}
-
-
 def _check_result(outcome: JobOutcome) -> None:
     """A result the database cannot store fails its job here, alone, and for good; written
     with a batch of completions it would fail them all, and the attempt would run again."""
@@ -359,15 +274,3 @@ def _check_result(outcome: JobOutcome) -> None:
             queue.result_json(outcome.result)
         except ValueError as exc:
             raise PermanentJobError(str(exc)) from None
-
-
-def _short(exc: BaseException) -> str:
-    text = (str(exc) or type(exc).__name__).replace("\x00", "\\x00")  # text cannot hold NUL
-    if not isinstance(exc, JobFailure):
-        text = f"{type(exc).__name__}: {text}"
-    return text if len(text) <= ERROR_TEXT_LIMIT else text[: ERROR_TEXT_LIMIT - 1] + "…"
-
-
-def _is_permanent(exc: BaseException) -> bool:
-    """A payload that fails validation can never succeed: no point retrying it."""
-    return type(exc).__name__ == "ValidationError" and type(exc).__module__.startswith("pydantic")

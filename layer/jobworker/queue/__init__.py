@@ -7,17 +7,24 @@ Knows nothing of HTTP, AWS or route generation. ``jobs.py`` has one function per
 """
 
 from jobworker.queue.jobs import (
+    DEFAULT_BACKOFF_BASE_SECONDS,
+    DEFAULT_BACKOFF_CAP_SECONDS,
     DEFAULT_KIND,
+    DEFAULT_MAX_ATTEMPTS,
     ClaimedJob,
     Completion,
     FinishedMinute,
+    Flushed,
+    Held,
     NewJob,
+    Pruned,
     QueueStats,
     Recovered,
     StuckJob,
     cancel_job,
     cancel_running_job,
     claim_batch,
+    complete_and_start,
     complete_job,
     complete_jobs,
     create_job,
@@ -31,6 +38,8 @@ from jobworker.queue.jobs import (
     list_jobs,
     list_stuck,
     prune_finished,
+    prune_finished_batch,
+    prune_route_groups,
     queue_stats,
     queued_summary,
     recover_orphans,
@@ -38,15 +47,17 @@ from jobworker.queue.jobs import (
     requeue_by_hand,
     result_json,
     retry_job,
+    start_jobs,
 )
 from jobworker.queue.rows import Job
 
 __all__ = [
-    "DEFAULT_KIND", "ClaimedJob", "Completion", "FinishedMinute", "Job", "NewJob", "QueueStats",
-    "Recovered", "StuckJob",
-    "cancel_job", "cancel_running_job", "claim_batch", "complete_job", "complete_jobs",
-    "create_job", "create_jobs", "enqueue_job", "extend_leases", "fail_job", "fail_timed_out",
-    "finished_per_minute", "get_job", "list_jobs", "list_stuck", "prune_finished", "queue_stats",
-    "queued_summary",
-    "recover_orphans", "release_jobs", "requeue_by_hand", "result_json", "retry_job",
+    "DEFAULT_BACKOFF_BASE_SECONDS", "DEFAULT_BACKOFF_CAP_SECONDS", "DEFAULT_KIND",
+    "DEFAULT_MAX_ATTEMPTS", "ClaimedJob", "Completion", "FinishedMinute", "Flushed", "Held", "Job",
+    "NewJob", "Pruned", "QueueStats", "Recovered", "StuckJob", "cancel_job", "cancel_running_job",
+    "claim_batch", "complete_and_start", "complete_job", "complete_jobs", "create_job",
+    "create_jobs", "enqueue_job", "extend_leases", "fail_job", "fail_timed_out",
+    "finished_per_minute", "get_job", "list_jobs", "list_stuck", "prune_finished",
+    "prune_finished_batch", "prune_route_groups", "queue_stats", "queued_summary",
+    "recover_orphans", "release_jobs", "requeue_by_hand", "result_json", "retry_job", "start_jobs",
 ]

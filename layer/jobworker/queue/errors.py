@@ -56,8 +56,8 @@ class RoutesNotAvailable(JobworkerError):
 class LeaseLost(JobworkerError):
     """The caller no longer owns the job: its lease expired and someone else took it over."""
 
-    def __init__(self, job_id: UUID, owner: str, attempt: int) -> None:
-        super().__init__(f"job {job_id}: lease of {owner} (attempt {attempt}) is no longer held")
+    def __init__(self, job_id: UUID, owner: str, token: int) -> None:
+        super().__init__(f"job {job_id}: lease of {owner} (claim {token}) is no longer held")
         self.job_id = job_id
 
 
@@ -101,10 +101,19 @@ class LeaseLostDuringWork(Exception):
     """The heartbeat found the lease gone while the job ran; stop without writing anything."""
 
 
+# The server refuses writes (25006 read_only_sql_transaction: a failover made it a reader) or
+# is ending the session (57P01 admin_shutdown, 57P02 crash_shutdown, 57P03
+# cannot_connect_now): as unavailable as a server that cannot be reached, until a new
+# connection finds the writer.
+UNAVAILABLE_SQLSTATES = frozenset({"25006", "57P01", "57P02", "57P03"})
+
+
 def is_database_unavailable(exc: BaseException) -> bool:
     """True for errors that mean "Postgres cannot be reached right now" (retry later)."""
     import sys
 
+    if getattr(getattr(exc, "orig", exc), "sqlstate", None) in UNAVAILABLE_SQLSTATES:
+        return True
     sa_exc = sys.modules.get("sqlalchemy.exc")
     if sa_exc is not None:
         if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError):

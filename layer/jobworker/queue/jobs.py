@@ -12,7 +12,6 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from operator import itemgetter
 from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 from uuid import UUID
 
@@ -32,6 +31,12 @@ if TYPE_CHECKING:  # SQLAlchemy loads on first use, not on import
     from sqlalchemy.engine import Connection
 
 DEFAULT_KIND = "generate_routes"
+# The queue's defaults, defined here once; settings (aws/settings.py) and the poller's options
+# take theirs from these. Migration 0001 wrote DEFAULT_MAX_ATTEMPTS into the schema as the
+# column default (tests/test_poller_options.py checks they agree).
+DEFAULT_MAX_ATTEMPTS = 3
+DEFAULT_BACKOFF_BASE_SECONDS = 5.0
+DEFAULT_BACKOFF_CAP_SECONDS = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,18 +46,20 @@ class NewJob:
     kind: str = DEFAULT_KIND
     payload: Mapping[str, Any] = field(default_factory=dict)
     priority: int = 0
-    max_attempts: int = 3
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
     run_at: datetime | None = None
     idempotency_key: str | None = None
     request_hash: str | None = None
 
 
 class ClaimedJob(NamedTuple):
-    """A job this worker now holds a lease on; ``attempt`` is the fencing token.
+    """A job this worker now holds a lease on; ``token`` is the fencing token of this claim.
 
-    A tuple straight from the claim's rows (a batch can be a thousand jobs); the payload
-    stays JSON text until someone reads ``payload`` (decoded anew on each read; the worker
-    hands handlers a ``JobContext``, which decodes it once).
+    ``attempt`` is the number of the attempt it runs as (counted in ``attempts`` once it is
+    started: ``started`` says the claim already marked it). A tuple straight from the claim's
+    rows (a batch can be a thousand jobs); the payload stays JSON text until someone reads
+    ``payload`` (decoded anew on each read; the worker hands handlers a ``JobContext``, which
+    decodes it once).
     """
 
     job_id: UUID
@@ -60,6 +67,8 @@ class ClaimedJob(NamedTuple):
     payload_json: str
     attempt: int
     max_attempts: int
+    token: int
+    started: bool = False
 
     @property
     def payload(self) -> dict[str, Any]:
@@ -69,8 +78,20 @@ class ClaimedJob(NamedTuple):
 
 class Completion(NamedTuple):
     job_id: UUID
-    attempt: int
+    token: int
     result: Any = None
+
+
+Held = tuple[UUID, int]  # (job_id, token): a claim this worker holds
+
+
+@dataclass(frozen=True, slots=True)
+class Flushed:
+    """What a completion flush could not do as asked (normally all empty)."""
+
+    lost: set[UUID] = field(default_factory=set)  # completions whose lease was lost
+    not_started: set[UUID] = field(default_factory=set)  # starts whose lease was lost
+    cancelled: set[UUID] = field(default_factory=set)  # starts refused: cancel requested
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,8 +128,13 @@ class StuckJob:
 
 @dataclass(frozen=True, slots=True)
 class Recovered:
+    """Jobs whose lease expired: ``requeued`` had started (an attempt used), ``unstarted``
+    had not (back with their attempts intact)."""
+
     requeued: list[UUID]
     failed: list[UUID]
+    unstarted: list[UUID] = field(default_factory=list)
+    cancelled: list[UUID] = field(default_factory=list)
 
 
 # --- creating and enqueueing (the API side) -----------------------------------------------
@@ -304,19 +330,25 @@ def claim_batch(
     owner: str,
     limit: int,
     lease_seconds: float,
+    start: int | None = None,
     now: datetime | None = None,
 ) -> list[ClaimedJob]:
-    """Lease up to ``limit`` runnable jobs (QUEUED, run_at reached), in claim order."""
+    """Lease up to ``limit`` runnable jobs (QUEUED, run_at reached), in claim order; the
+    first ``start`` of them (all, by default) are marked started: their attempt counted."""
     rows = _binary_rows(
         conn,
         "job_claim_batch",
-        {"owner": owner, "limit": limit, "lease_seconds": lease_seconds, "now": now},
+        {"owner": owner, "limit": limit, "lease_seconds": lease_seconds,
+         "start_count": limit if start is None else start, "now": now},
     )
-    rows.sort(key=_CLAIM_ORDER)
-    return [ClaimedJob(*row[:5]) for row in rows]
+    rows.sort(key=_claim_order)
+    return [ClaimedJob(*row[:7]) for row in rows]
 
 
-_CLAIM_ORDER = itemgetter(5, 6)  # priority, run_at: RETURNING keeps no order
+def _claim_order(row: Any) -> tuple[Any, ...]:
+    """priority, run_at (RETURNING keeps no order); among ties, the started ones first: they
+    are the ones the claim took first."""
+    return (row[7], row[8], not row[6])
 
 
 def _binary_rows(conn: Connection, name: str, params: Mapping[str, Any]) -> list[Any]:
@@ -346,12 +378,12 @@ def extend_leases(
     conn: Connection,
     *,
     owner: str,
-    held: Iterable[tuple[UUID, int]],
+    held: Iterable[Held],
     lease_seconds: float,
     now: datetime | None = None,
 ) -> dict[UUID, bool]:
     """Heartbeat. Returns {job_id: cancel_requested} for the jobs still owned; absent = lost."""
-    ids, attempts = _unzip(held)
+    ids, tokens = _unzip(held)
     if not ids:
         return {}
     rows = conn.execute(
@@ -359,7 +391,7 @@ def extend_leases(
         {
             "owner": owner,
             "job_ids": ids,
-            "attempts": attempts,
+            "tokens": tokens,
             "lease_seconds": lease_seconds,
             "now": now,
         },
@@ -372,25 +404,25 @@ def complete_job(
     *,
     owner: str,
     job_id: UUID,
-    attempt: int,
+    token: int,
     result: Any = None,
     route_group_id: UUID | None = None,
     now: datetime | None = None,
 ) -> None:
-    """RUNNING -> COMPLETED, only while ``owner`` still holds ``attempt``; else LeaseLost."""
+    """RUNNING -> COMPLETED, only while ``owner`` still holds claim ``token``; else LeaseLost."""
     row = conn.execute(
         query("job_complete_if_owned"),
         {
             "owner": owner,
             "job_id": job_id,
-            "attempt": attempt,
+            "token": token,
             "result": result_json(result),
             "route_group_id": route_group_id,
             "now": now,
         },
     ).one_or_none()
     if row is None:
-        raise LeaseLost(job_id, owner, attempt)
+        raise LeaseLost(job_id, owner, token)
 
 
 def complete_jobs(
@@ -398,21 +430,46 @@ def complete_jobs(
 ) -> set[UUID]:
     """Batch completion with the same fence per job; returns the ids it could not complete
     because their lease was lost (normally none)."""
-    if not done:
-        return set()
-    results = [result_json(item.result) for item in done]
+    return complete_and_start(conn, owner=owner, done=done, now=now).lost
+
+
+def start_jobs(conn: Connection, *, owner: str, start: Sequence[Held],
+               now: datetime | None = None) -> Flushed:
+    """Mark claimed jobs started (their attempt counted) just before the worker runs them;
+    one whose cancel was requested ends CANCELLED instead."""
+    return complete_and_start(conn, owner=owner, done=(), start=start, now=now)
+
+
+def complete_and_start(
+    conn: Connection,
+    *,
+    owner: str,
+    done: Sequence[Completion],
+    start: Sequence[Held] = (),
+    now: datetime | None = None,
+) -> Flushed:
+    """Complete ``done`` and mark ``start`` started, in one fenced statement (one round trip);
+    answers with what it could not do as asked."""
+    if not done and not start:
+        return Flushed()
+    start_ids, start_tokens = _unzip(start)
     rows = _binary_rows(
         conn,
         "job_complete_many_if_owned",
         {
             "owner": owner,
             "job_ids": [item.job_id for item in done],
-            "attempts": [item.attempt for item in done],
-            "results": results,
+            "tokens": [item.token for item in done],
+            "results": [result_json(item.result) for item in done],
+            "start_ids": start_ids,
+            "start_tokens": start_tokens,
             "now": now,
         },
     )
-    return {row[0] for row in rows}
+    refused: dict[str, set[UUID]] = {"lost": set(), "not_started": set(), "cancelled": set()}
+    for job_id, why in rows:
+        refused[why].add(job_id)
+    return Flushed(**refused)
 
 
 def fail_job(
@@ -420,21 +477,22 @@ def fail_job(
     *,
     owner: str,
     job_id: UUID,
-    attempt: int,
+    token: int,
     error: str,
     permanent: bool,
-    backoff_base_seconds: float = 5.0,
-    backoff_cap_seconds: float = 300.0,
+    backoff_base_seconds: float = DEFAULT_BACKOFF_BASE_SECONDS,
+    backoff_cap_seconds: float = DEFAULT_BACKOFF_CAP_SECONDS,
     now: datetime | None = None,
 ) -> Progress:
     """End a failed attempt: QUEUED again with backoff while attempts remain and the error is
-    not permanent, else FAILED. Returns the new progress; LeaseLost if no longer owned."""
+    not permanent (CANCELLED instead if a cancel was requested), else FAILED. Returns the new
+    progress; LeaseLost if no longer owned."""
     row = conn.execute(
         query("job_fail_if_owned"),
         {
             "owner": owner,
             "job_id": job_id,
-            "attempt": attempt,
+            "token": token,
             "error": error,
             "permanent": permanent,
             "backoff_base_seconds": backoff_base_seconds,
@@ -443,30 +501,32 @@ def fail_job(
         },
     ).one_or_none()
     if row is None:
-        raise LeaseLost(job_id, owner, attempt)
+        raise LeaseLost(job_id, owner, token)
     return Progress(row.progress)
 
 
 def cancel_running_job(
-    conn: Connection, *, owner: str, job_id: UUID, attempt: int, now: datetime | None = None
+    conn: Connection, *, owner: str, job_id: UUID, token: int, now: datetime | None = None
 ) -> None:
     """The owner stops a job whose cancellation was requested: RUNNING -> CANCELLED."""
     row = conn.execute(
         query("job_cancel_if_owned"),
-        {"owner": owner, "job_id": job_id, "attempt": attempt, "now": now},
+        {"owner": owner, "job_id": job_id, "token": token, "now": now},
     ).one_or_none()
     if row is None:
-        raise LeaseLost(job_id, owner, attempt)
+        raise LeaseLost(job_id, owner, token)
 
 
-def release_jobs(conn: Connection, *, owner: str, held: Iterable[tuple[UUID, int]]) -> set[UUID]:
-    """RUNNING -> QUEUED for claimed jobs this worker will not start; the attempt is given back."""
-    ids, attempts = _unzip(held)
+def release_jobs(conn: Connection, *, owner: str, held: Iterable[Held],
+                 now: datetime | None = None) -> set[UUID]:
+    """Claimed jobs this worker will not run: QUEUED with their attempts intact, or CANCELLED
+    if a cancel was requested. Returns the ids of those it still held."""
+    ids, tokens = _unzip(held)
     if not ids:
         return set()
     rows = conn.execute(
         query("job_release_many_if_owned"),
-        {"owner": owner, "job_ids": ids, "attempts": attempts},
+        {"owner": owner, "job_ids": ids, "tokens": tokens, "now": now},
     ).all()
     return {row.job_id for row in rows}
 
@@ -475,11 +535,16 @@ def release_jobs(conn: Connection, *, owner: str, held: Iterable[tuple[UUID, int
 
 
 def recover_orphans(conn: Connection, *, now: datetime | None = None) -> Recovered:
-    """RUNNING jobs with an expired lease -> QUEUED, or FAILED when no attempt is left."""
-    rows = conn.execute(query("job_recover_orphans"), {"now": now}).all()
+    """RUNNING jobs with an expired lease -> QUEUED (an attempt used if they had started,
+    none if not), FAILED when a started one has no attempt left, CANCELLED if requested."""
+    started = conn.execute(query("job_recover_orphans"), {"now": now}).all()
+    unstarted = conn.execute(query("job_recover_unstarted_orphans"), {"now": now}).all()
     return Recovered(
-        requeued=[row.job_id for row in rows if row.progress == Progress.QUEUED],
-        failed=[row.job_id for row in rows if row.progress == Progress.FAILED],
+        requeued=[row.job_id for row in started if row.progress == Progress.QUEUED],
+        failed=[row.job_id for row in started if row.progress == Progress.FAILED],
+        unstarted=[row.job_id for row in unstarted if row.progress == Progress.QUEUED],
+        cancelled=[row.job_id for row in [*started, *unstarted]
+                   if row.progress == Progress.CANCELLED],
     )
 
 
@@ -493,15 +558,46 @@ def fail_timed_out(
     return [row.job_id for row in rows]
 
 
+class Pruned(NamedTuple):
+    """One prune batch: how many rows went, and where the next batch starts (the latest
+    timestamp of those rows; None when none went)."""
+
+    deleted: int
+    resume_after: datetime | None
+
+
 def prune_finished(
     conn: Connection, *, retention_days: int, limit: int = 10_000, now: datetime | None = None
 ) -> int:
-    """Delete up to ``limit`` terminal jobs that finished more than ``retention_days`` ago."""
+    """Delete up to ``limit`` terminal jobs that finished more than ``retention_days`` ago,
+    oldest first; returns how many went (fewer than ``limit``: nothing is left to prune)."""
+    return prune_finished_batch(conn, retention_days=retention_days, limit=limit, now=now).deleted
+
+
+def prune_finished_batch(
+    conn: Connection, *, retention_days: int, limit: int, after: datetime | None = None,
+    now: datetime | None = None,
+) -> Pruned:
+    """One batch of :func:`prune_finished`, starting at jobs that finished at ``after``."""
     rows = conn.execute(
         query("job_prune_finished"),
-        {"retention_days": retention_days, "limit": limit, "now": now},
-    ).all()
-    return len(rows)
+        {"retention_days": retention_days, "limit": limit, "after": after, "now": now},
+    ).scalars().all()
+    return Pruned(len(rows), max(rows, default=None))
+
+
+def prune_route_groups(
+    conn: Connection, *, route_retention_days: int, limit: int = 1000,
+    after: datetime | None = None, now: datetime | None = None,
+) -> Pruned:
+    """Delete up to ``limit`` route groups (with their routes and stops) made more than
+    ``route_retention_days`` ago (and at ``after`` or later) whose job has been pruned."""
+    rows = conn.execute(
+        query("route_group_prune"),
+        {"route_retention_days": route_retention_days, "limit": limit, "after": after,
+         "now": now},
+    ).scalars().all()
+    return Pruned(len(rows), max(rows, default=None))
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -515,10 +611,10 @@ def _refuse(conn: Connection, job_id: UUID, action: str, allowed_from: set[Progr
     raise IllegalTransition(job_id, Progress(current), action, allowed_from)
 
 
-def _unzip(pairs: Iterable[tuple[UUID, int]]) -> tuple[list[UUID], list[int]]:
+def _unzip(pairs: Iterable[Held]) -> tuple[list[UUID], list[int]]:
     ids: list[UUID] = []
-    attempts: list[int] = []
-    for job_id, attempt in pairs:
+    tokens: list[int] = []
+    for job_id, token in pairs:
         ids.append(job_id)
-        attempts.append(attempt)
-    return ids, attempts
+        tokens.append(token)
+    return ids, tokens

@@ -4,8 +4,14 @@
 --     time instead of sleeping.
 --   * Every state change names the state it expects in its WHERE clause. Zero rows back means
 --     "refused" and the Python side turns that into a typed error, never a silent no-op.
---   * Worker-side changes are fenced by (lease_owner, attempts): a worker that lost its lease
---     cannot touch the row again, even if the same job was claimed again since.
+--   * Worker-side changes are fenced by (lease_owner, lease_token): every claim takes a new
+--     token, so a worker that lost its lease cannot touch the row again, even if the same job
+--     was claimed again since (by anyone, itself included).
+--   * An attempt is counted when the job starts (attempts + 1, attempt_started), not at claim:
+--     a job claimed and never started goes back with its attempts intact.
+--   * A requested cancel sticks: whatever ends a claim without running the job to its end
+--     (release, recovery, retry backoff, the start itself) ends a cancel-requested job
+--     CANCELLED, and a claim never clears the flag.
 --   * Every UPDATE sets updated_at itself, so the jobs_before_update trigger (there for raw
 --     SQL) stays out of the hot path.
 
@@ -17,6 +23,7 @@ UPDATE jobs
        finished_at = COALESCE(CAST(:now AS timestamptz), now()),
        lease_owner = NULL,
        lease_expires_at = NULL,
+       attempt_started = false,
        error = 'cancelled on request while running',
        attempt_history = attempt_history || jobs_attempt_entry(
            attempts, lease_owner, 'cancelled', NULL, started_at,
@@ -24,7 +31,8 @@ UPDATE jobs
  WHERE job_id = :job_id
    AND progress = 'RUNNING'
    AND lease_owner = :owner
-   AND attempts = :attempt
+   AND lease_token = :token
+   AND attempt_started  -- an attempt ends only once it started
 RETURNING job_id;
 
 -- name: job_cancel_or_request
@@ -46,28 +54,46 @@ RETURNING {job_columns};
 -- The heart of the queue: lock up to :limit runnable jobs that nobody else has locked, in
 -- claim order, and take a lease on them, all in one statement. The inner SELECT walks the
 -- partial index jobs_queued_claim_idx, so finished jobs never slow it down; the ids it
--- returns drive the UPDATE by primary key (= ANY(ARRAY(...)) plans that way whatever the
--- table's statistics say, where a join could choose to scan the table).
+-- returns drive the UPDATE by primary key (= ANY of the one array, computed once, plans that
+-- way whatever the table's statistics say, where a join could choose to scan the table).
+-- The first :start_count jobs in claim order are marked started (their attempt counted) in
+-- the same statement: the worker runs them next. The others wait for their own start mark.
+-- cancel_requested is left alone: a claim never clears a cancel.
+WITH picked AS MATERIALIZED (
+    SELECT ARRAY(
+               SELECT job_id
+                 FROM jobs
+                WHERE progress = 'QUEUED'
+                  AND run_at <= COALESCE(CAST(:now AS timestamptz), now())
+                ORDER BY priority, run_at
+                LIMIT :limit
+                  FOR UPDATE SKIP LOCKED) AS ids
+), starting AS MATERIALIZED (
+    -- All of them (the common case for fast jobs: no per-row search), or the first few.
+    SELECT CASE WHEN cardinality(ids) <= CAST(:start_count AS int) THEN NULL
+                ELSE ids[1 : CAST(:start_count AS int)] END AS first_ids,
+           cardinality(ids) <= CAST(:start_count AS int) AS everyone
+      FROM picked
+)
 UPDATE jobs AS j
    SET updated_at = clock_timestamp(),
        progress = 'RUNNING',
        started_at = COALESCE(CAST(:now AS timestamptz), now()),
-       attempts = j.attempts + 1,
+       lease_token = j.lease_token + 1,
+       attempt_started = (SELECT everyone OR j.job_id = ANY(first_ids) FROM starting)
+                         AND NOT j.cancel_requested,
+       attempts = j.attempts + CASE WHEN (SELECT everyone OR j.job_id = ANY(first_ids)
+                                            FROM starting)
+                                         AND NOT j.cancel_requested THEN 1 ELSE 0 END,
        lease_owner = :owner,
        lease_expires_at = COALESCE(CAST(:now AS timestamptz), now())
-                          + make_interval(secs => :lease_seconds),
-       cancel_requested = false
- WHERE j.job_id = ANY(ARRAY(
-           SELECT job_id
-             FROM jobs
-            WHERE progress = 'QUEUED'
-              AND run_at <= COALESCE(CAST(:now AS timestamptz), now())
-            ORDER BY priority, run_at
-            LIMIT :limit
-              FOR UPDATE SKIP LOCKED))
+                          + make_interval(secs => :lease_seconds)
+ WHERE j.job_id = ANY(CAST((SELECT ids FROM picked) AS uuid[]))  -- one array, once
 -- The payload comes back as text: a worker decodes it only for the kinds that read it.
-RETURNING j.job_id, j.kind, CAST(j.payload AS text) AS payload, j.attempts, j.max_attempts,
-          j.priority, j.run_at;
+-- attempt is the number this attempt has (or will have once started).
+RETURNING j.job_id, j.kind, CAST(j.payload AS text) AS payload,
+          j.attempts + CASE WHEN j.attempt_started THEN 0 ELSE 1 END AS attempt,
+          j.max_attempts, j.lease_token, j.attempt_started, j.priority, j.run_at;
 
 -- name: job_complete_if_owned
 UPDATE jobs
@@ -76,6 +102,7 @@ UPDATE jobs
        finished_at = COALESCE(CAST(:now AS timestamptz), now()),
        lease_owner = NULL,
        lease_expires_at = NULL,
+       attempt_started = false,
        result = CAST(:result AS jsonb),
        route_group_id = COALESCE(CAST(:route_group_id AS uuid), route_group_id),
        error = NULL,
@@ -85,17 +112,21 @@ UPDATE jobs
  WHERE job_id = :job_id
    AND progress = 'RUNNING'
    AND lease_owner = :owner
-   AND attempts = :attempt
+   AND lease_token = :token
+   AND attempt_started  -- an attempt ends only once it started
 RETURNING job_id;
 
 -- name: job_complete_many_if_owned
 -- Batch form of job_complete_if_owned: one round trip for a whole batch, same fence per row.
--- Answers with the jobs it could NOT complete (their lease was lost): normally none, so a
--- batch of a thousand completions sends nothing back.
+-- The same statement marks the next jobs to run started (:start_ids, see job_start_many_if_owned):
+-- the worker sends it anyway, so starting a chunk of fast jobs costs no round trip of its own.
+-- Answers with what did not go as asked: 'lost' for a completion whose lease was lost,
+-- 'not_started' for a start whose lease was lost, 'cancelled' for a start refused because a
+-- cancel was requested (that job ends CANCELLED here). Normally none: nothing comes back.
 WITH done AS (
     SELECT *
-      FROM unnest(CAST(:job_ids AS uuid[]), CAST(:attempts AS int[]), CAST(:results AS jsonb[]))
-           AS done(job_id, attempt, result)
+      FROM unnest(CAST(:job_ids AS uuid[]), CAST(:tokens AS bigint[]), CAST(:results AS jsonb[]))
+           AS done(job_id, token, result)
 ), completed AS (
     UPDATE jobs AS j
        SET updated_at = clock_timestamp(),
@@ -103,6 +134,7 @@ WITH done AS (
            finished_at = COALESCE(CAST(:now AS timestamptz), now()),
            lease_owner = NULL,
            lease_expires_at = NULL,
+           attempt_started = false,
            result = done.result,
            error = NULL,
            attempt_history = j.attempt_history || jobs_attempt_entry(
@@ -110,13 +142,39 @@ WITH done AS (
                COALESCE(CAST(:now AS timestamptz), now()))
       FROM done
      WHERE j.job_id = done.job_id
-       AND (j.progress = 'RUNNING' AND j.lease_owner = :owner AND j.attempts = done.attempt)
+       AND (j.progress = 'RUNNING' AND j.lease_owner = :owner AND j.lease_token = done.token
+            AND j.attempt_started)
            IS TRUE  -- one condition: see job_extend_leases
     RETURNING j.job_id
+), starting AS (
+    SELECT *
+      FROM unnest(CAST(:start_ids AS uuid[]), CAST(:start_tokens AS bigint[]))
+           AS starting(job_id, token)
+), started AS (
+    UPDATE jobs AS j
+       SET updated_at = clock_timestamp(),
+           progress = CASE WHEN j.cancel_requested THEN 'CANCELLED'::progressenum
+                           ELSE 'RUNNING'::progressenum END,
+           finished_at = CASE WHEN j.cancel_requested THEN COALESCE(CAST(:now AS timestamptz), now()) END,
+           lease_owner = CASE WHEN j.cancel_requested THEN NULL ELSE j.lease_owner END,
+           lease_expires_at = CASE WHEN j.cancel_requested THEN NULL ELSE j.lease_expires_at END,
+           error = CASE WHEN j.cancel_requested THEN 'cancelled on request before it started'
+                        ELSE j.error END,
+           started_at = CASE WHEN j.cancel_requested THEN j.started_at ELSE COALESCE(CAST(:now AS timestamptz), now()) END,
+           attempts = j.attempts + CASE WHEN j.cancel_requested THEN 0 ELSE 1 END,
+           attempt_started = NOT j.cancel_requested
+      FROM starting
+     WHERE j.job_id = starting.job_id
+       AND (j.progress = 'RUNNING' AND j.lease_owner = :owner AND j.lease_token = starting.token)
+           IS TRUE  -- one condition: see job_extend_leases
+       AND NOT j.attempt_started
+    RETURNING j.job_id, j.cancel_requested
 )
-SELECT job_id
-  FROM done
- WHERE job_id NOT IN (SELECT job_id FROM completed);
+SELECT job_id, 'lost' AS refused FROM done WHERE job_id NOT IN (SELECT job_id FROM completed)
+UNION ALL
+SELECT job_id, 'cancelled' FROM started WHERE cancel_requested
+UNION ALL
+SELECT job_id, 'not_started' FROM starting WHERE job_id NOT IN (SELECT job_id FROM started);
 
 -- name: job_count_by_progress
 SELECT progress::text AS progress, count(*) AS jobs
@@ -162,23 +220,26 @@ UPDATE jobs AS j
    SET updated_at = clock_timestamp(),
        lease_expires_at = COALESCE(CAST(:now AS timestamptz), now())
                           + make_interval(secs => :lease_seconds)
-  FROM unnest(CAST(:job_ids AS uuid[]), CAST(:attempts AS int[])) AS held(job_id, attempt)
+  FROM unnest(CAST(:job_ids AS uuid[]), CAST(:tokens AS bigint[])) AS held(job_id, token)
  WHERE j.job_id = held.job_id
    -- The fence as one condition, checked on the row each id finds. As three conditions the
    -- planner would filter jobs by progress first, trusting statistics that (taken while little
    -- ran) say almost nothing is RUNNING, and then compare every RUNNING row with every id.
-   AND (j.progress = 'RUNNING' AND j.lease_owner = :owner AND j.attempts = held.attempt)
+   AND (j.progress = 'RUNNING' AND j.lease_owner = :owner AND j.lease_token = held.token)
        IS TRUE
 RETURNING j.job_id, j.cancel_requested;
 
 -- name: job_fail_if_owned
 -- Ends the attempt. When :permanent is false and attempts remain, the job goes back to QUEUED
--- with exponential backoff and jitter on run_at; otherwise it is FAILED with the last error.
+-- with exponential backoff and jitter on run_at (CANCELLED instead if a cancel was requested:
+-- a retry must not lose it); otherwise it is FAILED with the last error.
 UPDATE jobs
    SET updated_at = clock_timestamp(),
-       progress = CASE WHEN NOT :permanent AND attempts < max_attempts
-                       THEN 'QUEUED'::progressenum ELSE 'FAILED'::progressenum END,
+       progress = CASE WHEN :permanent OR attempts >= max_attempts THEN 'FAILED'::progressenum
+                       WHEN cancel_requested THEN 'CANCELLED'::progressenum
+                       ELSE 'QUEUED'::progressenum END,
        finished_at = CASE WHEN NOT :permanent AND attempts < max_attempts
+                               AND NOT cancel_requested
                           THEN NULL ELSE COALESCE(CAST(:now AS timestamptz), now()) END,
        run_at = CASE WHEN NOT :permanent AND attempts < max_attempts
                      THEN COALESCE(CAST(:now AS timestamptz), now()) + make_interval(secs =>
@@ -190,24 +251,31 @@ UPDATE jobs
                          THEN NULL ELSE started_at END,
        lease_owner = NULL,
        lease_expires_at = NULL,
-       error = :error,
+       attempt_started = false,
+       error = CASE WHEN NOT :permanent AND attempts < max_attempts AND cancel_requested
+                    THEN 'cancelled on request after a failed attempt: ' || :error
+                    ELSE :error END,
        attempt_history = attempt_history || jobs_attempt_entry(
            attempts, lease_owner, CASE WHEN :permanent THEN 'failed' ELSE 'error' END,
            CAST(:error AS text), started_at, COALESCE(CAST(:now AS timestamptz), now()))
  WHERE job_id = :job_id
    AND progress = 'RUNNING'
    AND lease_owner = :owner
-   AND attempts = :attempt
+   AND lease_token = :token
+   AND attempt_started  -- an attempt ends only once it started
 RETURNING job_id, progress::text AS progress, run_at;
 
 -- name: job_fail_timed_out
 -- The seed's rule: a job RUNNING for longer than job_timeout_minutes is FAILED, whoever holds it.
+-- Counted from its start (started_at moves there when it is marked started); a job claimed
+-- and not started yet is not running, and ends by release or recovery, its attempts intact.
 UPDATE jobs
    SET updated_at = clock_timestamp(),
        progress = 'FAILED',
        finished_at = COALESCE(CAST(:now AS timestamptz), now()),
        lease_owner = NULL,
        lease_expires_at = NULL,
+       attempt_started = false,
        error = format('timed out: RUNNING for longer than job_timeout_minutes (%s min)',
                       :timeout_minutes),
        attempt_history = attempt_history || jobs_attempt_entry(
@@ -215,6 +283,7 @@ UPDATE jobs
            COALESCE(CAST(:now AS timestamptz), now()))
  WHERE progress = 'RUNNING'
    AND lease_expires_at IS NOT NULL  -- always true while RUNNING; lets the lease index list them
+   AND attempt_started
    AND started_at < COALESCE(CAST(:now AS timestamptz), now())
                     - make_interval(mins => :timeout_minutes)
 RETURNING job_id;
@@ -264,16 +333,29 @@ SELECT job_id, kind, lease_owner, attempts, max_attempts, started_at, lease_expi
 SELECT progress::text AS progress FROM jobs WHERE job_id = :job_id;
 
 -- name: job_prune_finished
--- Deletes a bounded slice of terminal jobs older than the retention period. Route groups the
--- jobs produced are kept (jobs reference them, not the other way round).
+-- One bounded batch of the terminal jobs that finished before the retention period, oldest
+-- first along jobs_finished_idx: the sweeper repeats it until a batch comes back short or its
+-- time is up, each batch starting where the last one ended (:after, its latest finished_at),
+-- so no batch walks again over the index entries of the rows its predecessors deleted (they
+-- stay in the index until vacuum; starting from the oldest every time made a pass quadratic).
+-- The rows are found again by ctid (the inner SELECT has them locked, so their versions
+-- cannot move): no probe of the primary key, whose random UUIDs cost a page read per row.
+-- SKIP LOCKED passes a row someone is changing (a retry in flight), and the outer condition
+-- checks the row again as it is deleted, so a job queued again after the inner SELECT read it
+-- is never deleted. Route groups the jobs produced are kept: route_group_prune has their rule.
 DELETE FROM jobs
- WHERE job_id IN (
-     SELECT job_id
-       FROM jobs
-      WHERE finished_at < COALESCE(CAST(:now AS timestamptz), now())
-                          - make_interval(days => :retention_days)
-      LIMIT :limit)
-RETURNING job_id;
+ WHERE ctid = ANY(ARRAY(
+           SELECT ctid
+             FROM jobs
+            WHERE finished_at < COALESCE(CAST(:now AS timestamptz), now())
+                                - make_interval(days => :retention_days)
+              AND finished_at >= COALESCE(CAST(:after AS timestamptz), '-infinity')
+            ORDER BY finished_at
+            LIMIT :limit
+              FOR UPDATE SKIP LOCKED))
+   AND finished_at < COALESCE(CAST(:now AS timestamptz), now())
+                     - make_interval(days => :retention_days)
+RETURNING finished_at;
 
 -- name: job_queued_summary
 -- Depth of the queue and age of its oldest job, read from the partial index of QUEUED rows
@@ -285,43 +367,79 @@ SELECT count(*) AS depth,
  WHERE progress = 'QUEUED';
 
 -- name: job_recover_orphans
--- Jobs whose lease ran out belonged to a worker that died or stalled: back to QUEUED so another
--- worker can take them, or FAILED when that was their last attempt (a poison job ends here).
+-- Jobs whose lease ran out after they started belonged to a worker that died or stalled: back
+-- to QUEUED so another worker can take them, or FAILED when that was their last attempt (a
+-- poison job ends here), or CANCELLED when a cancel was requested. Unstarted ones: see
+-- job_recover_unstarted_orphans.
 UPDATE jobs
    SET updated_at = clock_timestamp(),
-       progress = CASE WHEN attempts < max_attempts
-                       THEN 'QUEUED'::progressenum ELSE 'FAILED'::progressenum END,
-       finished_at = CASE WHEN attempts < max_attempts
+       progress = CASE WHEN cancel_requested THEN 'CANCELLED'::progressenum
+                       WHEN attempts < max_attempts THEN 'QUEUED'::progressenum
+                       ELSE 'FAILED'::progressenum END,
+       finished_at = CASE WHEN attempts < max_attempts AND NOT cancel_requested
                           THEN NULL ELSE COALESCE(CAST(:now AS timestamptz), now()) END,
-       started_at = CASE WHEN attempts < max_attempts THEN NULL ELSE started_at END,
-       run_at = CASE WHEN attempts < max_attempts
+       started_at = CASE WHEN attempts < max_attempts AND NOT cancel_requested
+                         THEN NULL ELSE started_at END,
+       run_at = CASE WHEN attempts < max_attempts AND NOT cancel_requested
                      THEN COALESCE(CAST(:now AS timestamptz), now()) ELSE run_at END,
-       error = format('worker lost: lease of %s expired during attempt %s of %s',
-                      lease_owner, attempts, max_attempts),
+       error = CASE WHEN cancel_requested
+                    THEN format('cancelled on request; its worker was lost (lease of %s expired)',
+                                lease_owner)
+                    ELSE format('worker lost: lease of %s expired during attempt %s of %s',
+                                lease_owner, attempts, max_attempts) END,
        lease_owner = NULL,
        lease_expires_at = NULL,
+       attempt_started = false,
        attempt_history = attempt_history || jobs_attempt_entry(
            attempts, lease_owner, 'lease_expired', NULL, started_at,
            COALESCE(CAST(:now AS timestamptz), now()))
  WHERE progress = 'RUNNING'
    AND lease_expires_at < COALESCE(CAST(:now AS timestamptz), now())
+   AND attempt_started
+RETURNING job_id, progress::text AS progress;
+
+-- name: job_recover_unstarted_orphans
+-- Jobs whose lease ran out before their worker started them (it died mid-batch, say): back to
+-- QUEUED with their attempts intact and their place in the queue (run_at unchanged), or
+-- CANCELLED when a cancel was requested. No attempt ended, so no attempt_history entry.
+UPDATE jobs
+   SET updated_at = clock_timestamp(),
+       progress = CASE WHEN cancel_requested THEN 'CANCELLED'::progressenum
+                       ELSE 'QUEUED'::progressenum END,
+       finished_at = CASE WHEN cancel_requested THEN COALESCE(CAST(:now AS timestamptz), now()) END,
+       started_at = CASE WHEN cancel_requested THEN started_at END,
+       error = CASE WHEN cancel_requested
+                    THEN format('cancelled on request before it started; its worker was lost'
+                                ' (lease of %s expired)', lease_owner)
+                    ELSE error END,
+       lease_owner = NULL,
+       lease_expires_at = NULL
+ WHERE progress = 'RUNNING'
+   AND lease_expires_at < COALESCE(CAST(:now AS timestamptz), now())
+   AND NOT attempt_started
 RETURNING job_id, progress::text AS progress;
 
 -- name: job_release_many_if_owned
--- Hands claimed-but-unstarted jobs back without using up an attempt.
+-- Hands back jobs this worker will not run: QUEUED with their attempts intact (one marked
+-- started but never run gets its count back: its worker knows it never ran), or CANCELLED
+-- when a cancel was requested.
 UPDATE jobs AS j
    SET updated_at = clock_timestamp(),
-       progress = 'QUEUED',
-       started_at = NULL,
-       attempts = j.attempts - 1,
+       progress = CASE WHEN j.cancel_requested THEN 'CANCELLED'::progressenum
+                       ELSE 'QUEUED'::progressenum END,
+       finished_at = CASE WHEN j.cancel_requested THEN COALESCE(CAST(:now AS timestamptz), now()) END,
+       started_at = CASE WHEN j.cancel_requested THEN j.started_at END,
+       error = CASE WHEN j.cancel_requested THEN 'cancelled on request before it started'
+                    ELSE j.error END,
+       attempts = j.attempts - CASE WHEN j.attempt_started THEN 1 ELSE 0 END,
+       attempt_started = false,
        lease_owner = NULL,
-       lease_expires_at = NULL,
-       cancel_requested = false
-  FROM unnest(CAST(:job_ids AS uuid[]), CAST(:attempts AS int[])) AS held(job_id, attempt)
+       lease_expires_at = NULL
+  FROM unnest(CAST(:job_ids AS uuid[]), CAST(:tokens AS bigint[])) AS held(job_id, token)
  WHERE j.job_id = held.job_id
-   AND (j.progress = 'RUNNING' AND j.lease_owner = :owner AND j.attempts = held.attempt)
+   AND (j.progress = 'RUNNING' AND j.lease_owner = :owner AND j.lease_token = held.token)
        IS TRUE  -- one condition: see job_extend_leases
-RETURNING j.job_id;
+RETURNING j.job_id, j.progress::text AS progress;
 
 -- name: job_requeue_by_hand
 -- The seed's manual reset, done safely: a RUNNING job goes back to QUEUED only when its lease
@@ -373,6 +491,25 @@ VALUES (:job_id, :depot_lat, :depot_lon, :total_distance_km, :total_duration_min
         :vehicles_used, :locations_served, CAST(:solver AS jsonb), CAST(:notes AS jsonb),
         :total_cost, :locations_unassigned, CAST(:travel AS jsonb), CAST(:depots AS jsonb))
 RETURNING route_group_id;
+
+-- name: route_group_prune
+-- One bounded batch of route groups older than their own retention whose job is gone (pruned):
+-- a group is kept as long as its job is, and ROUTE_RETENTION_DAYS after it was made. Oldest
+-- first along route_groups_created_idx, from where the last batch ended (:after, as in
+-- job_prune_finished); their routes and stops go with them (ON DELETE CASCADE), and
+-- jobs_route_group_idx spares each one a scan of jobs for ON DELETE SET NULL.
+DELETE FROM route_groups
+ WHERE route_group_id = ANY(ARRAY(
+           SELECT g.route_group_id
+             FROM route_groups AS g
+            WHERE g.created_at < COALESCE(CAST(:now AS timestamptz), now())
+                                 - make_interval(days => :route_retention_days)
+              AND g.created_at >= COALESCE(CAST(:after AS timestamptz), '-infinity')
+              AND NOT EXISTS (SELECT FROM jobs WHERE jobs.job_id = g.job_id)
+            ORDER BY g.created_at
+            LIMIT :limit
+              FOR UPDATE SKIP LOCKED))
+RETURNING created_at;
 
 -- name: route_insert_many
 -- Per-dimension loads travel as JSON arrays of arrays (unnest cannot take a 2-D array apart

@@ -1,6 +1,7 @@
-"""Route generation: input models, distance matrices, the PyVRP solver entry point, output.
+"""Route generation: input models, travel providers, the PyVRP solver entry point, output.
 
-Knows nothing of queues, Lambda or the database. Importing this package imports nothing else:
-``models`` and ``plan`` are light (pydantic / stdlib), ``solver`` pulls numpy, and PyVRP is
-imported only inside :func:`jobworker.routes.solver.solve`.
+Knows nothing of queues, Lambda or the database (except ``job``, ``store`` and ``view``).
+Importing this package imports nothing else: ``models``, ``checks``, ``plan`` and
+``geojson`` are light (pydantic / stdlib); ``travel``, ``build`` and ``solver`` pull numpy,
+and PyVRP is imported only inside :func:`jobworker.routes.solver.solve`.
 """

@@ -21,7 +21,15 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 MINUTES_PER_DAY = 1440
 HORIZON_MINUTES = 7 * MINUTES_PER_DAY
@@ -134,7 +142,8 @@ class Location(BaseModel):
                     description="Unique within the request")
     lat: float = Field(ge=-90, le=90, description="Latitude in degrees (WGS 84)")
     lon: float = Field(ge=-180, le=180, description="Longitude in degrees (WGS 84)")
-    demand: Quantity = Field(default=1, description="Load delivered here, per dimension")
+    demand: Quantity = Field(default=1, description="Load delivered here, per dimension "
+                                                    "(default 1, or 0 when a pickup is given)")
     pickup: Quantity = Field(default=0, description="Load collected here, per dimension")
     service_minutes: float = Field(default=0, ge=0, le=MINUTES_PER_DAY,
                                    description="Time spent at the location (at most a day)")
@@ -181,7 +190,8 @@ class Location(BaseModel):
             raise ValueError("give time_window or time_windows, not both")
         if self.required and (self.priority is not None or self.penalty is not None):
             raise ValueError("a required stop has no priority or penalty: set required false")
-        if len(_as_list(self.demand)) != len(_as_list(self.pickup)) and self.pickup != 0:
+        if ("demand" in self.model_fields_set and self.pickup != 0
+                and len(_as_list(self.demand)) != len(_as_list(self.pickup))):
             raise ValueError("demand and pickup have different numbers of dimensions")
         return self
 
@@ -206,6 +216,10 @@ class Location(BaseModel):
         return (self.priority or 1) * PENALTY_PER_PRIORITY
 
     def delivery(self, dimensions: int) -> list[int]:
+        """What is delivered here; a stop that states only a pickup delivers nothing."""
+        if "demand" not in self.model_fields_set:
+            first = 0 if "pickup" in self.model_fields_set else 1
+            return [first] + [0] * (dimensions - 1)
         return _padded(self.demand, dimensions)
 
     def collection(self, dimensions: int) -> list[int]:
@@ -342,6 +356,7 @@ class RoutingSettings(BaseModel):
     vehicles: Annotated[int, Field(ge=1, le=MAX_VEHICLES)] | list[VehicleType] = Field(
         description="A number of identical vehicles (with vehicle_capacity), or vehicle types")
     vehicle_capacity: int | None = Field(default=None, ge=1, le=MAX_QUANTITY,
+                                         validate_default=True,
                                          description="Load one vehicle carries (numeric vehicles)")
     max_route_minutes: float | None = Field(
         default=None, gt=0, le=HORIZON_MINUTES,
@@ -354,15 +369,22 @@ class RoutingSettings(BaseModel):
                              description="Fix the solver's random seed for repeatable plans")
     travel: TravelSettings | None = None
 
+    @field_validator("vehicle_capacity")
+    @classmethod
+    def _capacity_goes_with_numeric_vehicles(cls, value: int | None,
+                                             info: ValidationInfo) -> int | None:
+        vehicles = info.data.get("vehicles")
+        if isinstance(vehicles, int) and value is None:
+            raise ValueError("vehicle_capacity is required when vehicles is a number")
+        if isinstance(vehicles, list) and value is not None:
+            raise ValueError("vehicle_capacity goes with numeric vehicles; give each vehicle "
+                             "type its capacity")
+        return value
+
     @model_validator(mode="after")
     def _fleet_shape(self) -> Self:
         if isinstance(self.vehicles, int):
-            if self.vehicle_capacity is None:
-                raise ValueError("vehicle_capacity is required when vehicles is a number")
             return self
-        if self.vehicle_capacity is not None:
-            raise ValueError("vehicle_capacity goes with numeric vehicles; give each vehicle "
-                             "type its capacity")
         if not 1 <= len(self.vehicles) <= MAX_VEHICLE_TYPES:
             raise ValueError(f"vehicles: 1 to {MAX_VEHICLE_TYPES} vehicle types")
         ids = Counter(vehicle.id for vehicle in self.vehicles)

@@ -65,7 +65,6 @@ __all__ = [
     "RoutingProblem",
     "StopSpec",
     "default_stale_iterations",
-    "problem_from_request",
     "scaled",
     "solve",
 ]
@@ -507,10 +506,12 @@ def _explain_infeasible(problem: RoutingProblem, model: _Model, best: Solution,
     late: list[str] = []
     overloaded = too_long = too_far = 0
     for route in best.routes():
-        late += [problem.stops[model.client_stop[a.idx]].id for a in route.schedule()
-                 if a.is_client() and a.time_warp > 0]
+        late_here = [problem.stops[model.client_stop[a.idx]].id for a in route.schedule()
+                     if a.is_client() and a.time_warp > 0]
+        late += late_here
         overloaded += route.has_excess_load()
-        too_long += route.has_time_warp() and not late
+        # Time warp with no stop served late: the shift or max_route_minutes is what breaks.
+        too_long += route.has_time_warp() and not late_here
         too_far += route.has_excess_distance()
     found = [f"searched {runtime:.1f} s with {problem.vehicles} vehicles"]
     if late:
@@ -683,12 +684,6 @@ def _why_dropped(problem: RoutingProblem, stop: StopSpec, routes: Sequence[Plann
     return "penalty", (f"dropped: its penalty ({stop.penalty:g}) was lower than the cost of "
                        "serving it")
 
-
-def problem_from_request(request: Any, **kwargs: Any) -> RoutingProblem:
-    """:func:`jobworker.routes.build.problem_from_request` (kept here for existing callers)."""
-    from jobworker.routes.build import problem_from_request as build
-
-    return build(request, **kwargs)
 
 
 def setup_seconds(size: int) -> float:

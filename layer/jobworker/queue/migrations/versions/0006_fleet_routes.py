@@ -6,13 +6,13 @@ service start, service time, travel time from the previous stop, loads per dimen
 window served; and every stop left out gets a row with its reason.
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 """
 
 from alembic import op
 
 revision = "0006"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
