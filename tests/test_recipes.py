@@ -39,14 +39,21 @@ def env(engine: Engine, database_url: str) -> dict[str, str]:
     return {**os.environ, "DATABASE_URL": database_url, "POWERTOOLS_LOG_LEVEL": "WARNING"}
 
 
-def running_job(engine: Engine, *, lease_seconds: float, started_minutes_ago: float = 0) -> UUID:
+def claimed_job(engine: Engine, *, lease_seconds: float,
+                started_minutes_ago: float = 0) -> tuple[UUID, int]:
     """A job claimed by worker "w-1", ``started_minutes_ago`` with a lease of ``lease_seconds``
-    from then."""
+    from then; returns its id and the claim's fencing token."""
     start = datetime.now(UTC) - timedelta(minutes=started_minutes_ago)
     with engine.begin() as conn:
         job, _ = queue.create_job(conn, NewJob(kind="noop"), enqueue=True, now=start)
-        queue.claim_batch(conn, owner="w-1", limit=1, lease_seconds=lease_seconds, now=start)
-    return job.job_id
+        (claimed,) = queue.claim_batch(conn, owner="w-1", limit=1, lease_seconds=lease_seconds,
+                                       now=start)
+    return job.job_id, claimed.token
+
+
+def running_job(engine: Engine, *, lease_seconds: float, started_minutes_ago: float = 0) -> UUID:
+    return claimed_job(engine, lease_seconds=lease_seconds,
+                       started_minutes_ago=started_minutes_ago)[0]
 
 
 def progress_of(engine: Engine, job_id: UUID) -> str:
@@ -119,13 +126,13 @@ def test_requeue__expired_lease_goes_back_to_the_queue_and_says_so(engine: Engin
 
 def test_requeue__force_takes_a_live_lease_and_fences_the_old_worker(
         engine: Engine, env: dict[str, str]) -> None:
-    job_id = running_job(engine, lease_seconds=600)
+    job_id, token = claimed_job(engine, lease_seconds=600)
     done = recipe("requeue", str(job_id), "--force", env=env)
     assert "--force" in done.stdout
     assert "refused" in done.stdout
     assert progress_of(engine, job_id) == "QUEUED"
     with engine.begin() as conn, pytest.raises(LeaseLost):
-        queue.complete_job(conn, owner="w-1", job_id=job_id, attempt=1)
+        queue.complete_job(conn, owner="w-1", job_id=job_id, token=token)
 
 
 def test_requeue__a_job_that_is_not_running_is_refused(engine: Engine,

@@ -134,7 +134,7 @@ def _requeue(engine: Engine, args: argparse.Namespace, now: datetime) -> Answer:
     ]
     if not expired:
         lines.append("If that worker is still running, its heartbeat finds the lease gone and it "
-                     "stops; its results are refused (writes are fenced on owner and attempt).")
+                     "stops; its results are refused (writes are fenced on owner and claim token).")
     return _job_row(after), lines
 
 

@@ -454,6 +454,7 @@ UPDATE jobs
        lease_owner = NULL,
        lease_expires_at = NULL,
        cancel_requested = false,
+       attempt_started = false,
        attempt_history = attempt_history || jobs_attempt_entry(
            attempts, lease_owner, 'requeued_by_hand', NULL, started_at,
            COALESCE(CAST(:now AS timestamptz), now()))
