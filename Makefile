@@ -12,7 +12,13 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install test check lint typecheck pytest pytest-pooler db-tools dev bench layer mutants clean
+.PHONY: install test check lint typecheck pytest pytest-pooler db-tools dev bench layer mutants clean browser
+
+# The dashboard's map library: a pinned release from the npm registry, unpacked into the
+# package (git-ignored) so that the page needs no CDN. Without npm the page draws plain SVG.
+LEAFLET_VERSION := 1.9.4
+UI_VENDOR := layer/jobworker/api/ui/vendor
+LEAFLET := $(UI_VENDOR)/leaflet.js
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,11 +26,31 @@ $(INSTALLED): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(INSTALLED)
 
-install: $(INSTALLED)
+$(LEAFLET):
+	@if command -v npm >/dev/null 2>&1; then \
+		tmp=$$(mktemp -d) && \
+		(cd $$tmp && npm pack --silent leaflet@$(LEAFLET_VERSION) >/dev/null && \
+		 tar -xzf leaflet-$(LEAFLET_VERSION).tgz package/dist/leaflet.js package/dist/leaflet.css \
+		     package/LICENSE) && \
+		mkdir -p $(UI_VENDOR) && \
+		cp $$tmp/package/dist/leaflet.js $$tmp/package/dist/leaflet.css $(UI_VENDOR)/ && \
+		cp $$tmp/package/LICENSE $(UI_VENDOR)/LEAFLET-LICENSE.txt && rm -rf $$tmp; \
+	else echo "npm not found: the dashboard draws its maps in plain SVG (no Leaflet)"; fi
+
+install: $(INSTALLED) $(LEAFLET)
+
+## Chromium for the browser tests (Debian's package, as root); quick when already there.
+## Elsewhere the browser tests skip saying why (and fail under CI=true).
+browser:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		(apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 || \
+		 (apt-get update -qq && apt-get install -y -qq chromium chromium-driver)) >/dev/null; \
+	else echo "no Chromium and not root: the browser tests will skip"; fi
 
 ## The test command: lint, types, template, the whole suite on a real Postgres, then the
 ## database-facing tests again through a real PgBouncer in transaction mode.
-test: install lint typecheck pytest pytest-pooler
+test: install browser lint typecheck pytest pytest-pooler
 
 lint: install
 	$(BIN)/ruff check .

@@ -44,7 +44,7 @@ NOT_SET_IN_AWS = {
         "db_keepalives_idle_seconds", "migration_lock_timeout_seconds",
         "migration_statement_timeout_seconds"), "default database limits (jobworker.aws.timeouts)"),
 }
-API_ONLY = {"max_body_bytes", "poller_function_name", "poller_memory_mb"}
+API_ONLY = {"max_body_bytes", "poller_function_name", "poller_memory_mb", "tile_url"}
 MIGRATE_ONLY = {"runtime_role_secrets"}
 POWERTOOLS = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
 

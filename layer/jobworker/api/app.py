@@ -9,6 +9,7 @@ OpenAPI document at ``/openapi.json`` is enough to generate a typed client.
 from __future__ import annotations
 
 import warnings
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -22,7 +23,7 @@ from aws_lambda_powertools.logging.utils import copy_config_to_registered_logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from jobworker.api import http, service
+from jobworker.api import http, service, ui
 from jobworker.api.models import (
     BatchRequest,
     BatchResponse,
@@ -33,8 +34,10 @@ from jobworker.api.models import (
     JobPage,
     JobRequest,
     JobView,
+    PayloadView,
     RoutesView,
     StatsView,
+    ThroughputView,
     decode_cursor,
     encode_cursor,
 )
@@ -187,6 +190,14 @@ def stats() -> StatsView:
     return StatsView.of(service.queue_stats())
 
 
+@app.get("/jobs/throughput", operation_id="getThroughput", tags=["jobs"],
+         responses=answers({200: ("Jobs finished per minute, by outcome", ThroughputView)}))
+def throughput(minutes: Annotated[int, Query(ge=1, le=24 * 60)] = 60) -> ThroughputView:
+    """Jobs finished per minute over the last ``minutes`` (the dashboard's chart)."""
+    since = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=minutes - 1)
+    return ThroughputView.of(since, service.finished_per_minute(since=since))
+
+
 @app.get("/jobs", operation_id="listJobs", tags=["jobs"],
          responses=answers({200: ("One page, newest first", JobPage)}))
 def list_jobs(progress: Annotated[Progress | None, Query()] = None,
@@ -205,6 +216,14 @@ def list_jobs(progress: Annotated[Progress | None, Query()] = None,
 def get_job(job_id: UUID) -> JobView:
     """The seed's status call."""
     return JobView.of(service.get_job(job_id))
+
+
+@app.get("/jobs/<job_id>/payload", operation_id="getJobPayload", tags=["jobs"],
+         responses=answers({200: ("What the job was asked to do", PayloadView)}, 404))
+def get_job_payload(job_id: UUID) -> PayloadView:
+    """The job's payload, left out of the job itself because it can be large."""
+    job = service.get_job(job_id)
+    return PayloadView(job_id=job.job_id, kind=job.kind, payload=job.payload)
 
 
 @app.get("/jobs/<job_id>/routes", operation_id="getRoutes", tags=["routes"],
@@ -233,6 +252,35 @@ def health() -> HealthView:
     return HealthView(status="ok", database="ok")
 
 
+@app.get("/ui", include_in_schema=False)
+def ui_root() -> Response[str]:
+    return Response(308, content_types.TEXT_PLAIN, "", headers={"Location": "/ui/index.html"})
+
+
+@app.get("/ui/<name>", include_in_schema=False)
+def ui_file(name: str) -> Response[str]:
+    """The dashboard (static files; the page calls the API like any client)."""
+    if name == "config.json":
+        from jobworker.aws.runtime import get_settings
+
+        return Response(200, content_types.APPLICATION_JSON,
+                        ui.page_config(get_settings().tile_url))
+    return _ui_answer(name)
+
+
+@app.get("/ui/vendor/<name>", include_in_schema=False)
+def ui_vendor_file(name: str) -> Response[str]:
+    return _ui_answer(f"vendor/{name}")
+
+
+def _ui_answer(name: str) -> Response[str]:
+    found = ui.static_file(name)
+    if found is None:
+        return http.Problem(404, "not_found", f"no such file of the dashboard: {name}").response()
+    body, content_type = found
+    return Response(200, content_type, body, headers={"Cache-Control": "no-cache"})
+
+
 @app.get("/openapi.json", include_in_schema=False)
 def openapi() -> Response[str]:
     return Response(200, content_types.APPLICATION_JSON,
@@ -242,6 +290,8 @@ def openapi() -> Response[str]:
 
 @app.not_found
 def on_unknown_route(exc: Exception) -> Response[str]:
+    if app.current_event.path == "/ui/":  # the dashboard's folder: a route cannot end in "/"
+        return ui_root()
     return http.NO_ROUTE.response()
 
 

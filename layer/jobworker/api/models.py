@@ -21,7 +21,7 @@ from pydantic import (
 from jobworker.api.http import InvalidCursor
 from jobworker.api.public import PublicForm
 from jobworker.kinds import kind_spec
-from jobworker.queue import DEFAULT_KIND, Job, NewJob, QueueStats
+from jobworker.queue import DEFAULT_KIND, FinishedMinute, Job, NewJob, QueueStats
 from jobworker.queue.errors import PermanentJobError
 from jobworker.queue.problems import describe, field_problems
 from jobworker.queue.progress import Progress
@@ -178,6 +178,36 @@ class StatsView(BaseModel):
             queue_depth=stats.queue_depth,
             oldest_queued_age_seconds=stats.oldest_queued_age_seconds,
         )
+
+
+class PayloadView(BaseModel):
+    """What a job was asked to do (left out of JobView: it can be large)."""
+
+    job_id: UUID
+    kind: str
+    payload: dict[str, Any]
+
+
+class MinuteCounts(BaseModel):
+    minute: datetime = Field(description="Start of the minute (UTC)")
+    completed: int = 0
+    failed: int = 0
+    cancelled: int = 0
+
+
+class ThroughputView(BaseModel):
+    """Jobs finished per minute (from ``finished_at``); minutes in which none ended are absent."""
+
+    since: datetime
+    minutes: list[MinuteCounts]
+
+    @classmethod
+    def of(cls, since: datetime, rows: list[FinishedMinute]) -> ThroughputView:
+        by_minute: dict[datetime, MinuteCounts] = {}
+        for row in rows:
+            counts = by_minute.setdefault(row.minute, MinuteCounts(minute=row.minute))
+            setattr(counts, row.progress.value.lower(), row.jobs)
+        return cls(since=since, minutes=list(by_minute.values()))
 
 
 class HealthView(BaseModel):

@@ -82,6 +82,11 @@ def queue_stats() -> QueueStats:
         return queue.queue_stats(conn)
 
 
+def finished_per_minute(*, since: datetime) -> list[queue.FinishedMinute]:
+    with get_engine().connect() as conn:
+        return queue.finished_per_minute(conn, since=since)
+
+
 def cancel_job(job_id: UUID) -> Job:
     with get_engine().begin() as conn:
         return queue.cancel_job(conn, job_id)

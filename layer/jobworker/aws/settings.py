@@ -119,6 +119,10 @@ class Settings(BaseModel):
     # API.
     max_body_bytes: int = Field(2 * 1024 * 1024, ge=1024, le=6 * 1024 * 1024)
     poller_function_name: str | None = Field(None, description="Poller to kick after an enqueue")
+    tile_url: str | None = Field(
+        None, max_length=500, pattern=r"^$|^https://[^\s]*\{z\}[^\s]*\{x\}[^\s]*\{y\}[^\s]*$",
+        description="Map tiles for the dashboard, e.g. https://tile.example/{z}/{x}/{y}.png;"
+        " none: plain background")
     poller_memory_mb: int = Field(1769, ge=128, le=10240,
                                   description="The poller's memory: route jobs larger are refused")
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from pathlib import Path
 from typing import Any
 
+from jobworker.dev import recipes
 from jobworker.dev.local import HANDLER_NAMES
 
 
@@ -40,6 +42,15 @@ def _dev(args: argparse.Namespace) -> int:
     serve(host=args.host, port=args.port, data_dir=Path(args.data_dir),
           poller_timeout=args.poller_timeout, sweep_every=args.sweep_every,
           max_pollers=args.max_pollers, kick_enabled=not args.no_kick)
+    return 0
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    from jobworker.dev.dashboard import serve_dashboard
+
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    serve_dashboard(api_url=args.api_url, host=args.host, port=args.port, region=args.region,
+                    tile_url=args.tile_url)
     return 0
 
 
@@ -84,6 +95,19 @@ def parser() -> argparse.ArgumentParser:
 
     add_roads_parser(commands)
 
+    dashboard = commands.add_parser(
+        "dashboard", help="serve the dashboard locally for a deployed API, signing its calls "
+        "with your AWS credentials (IAM auth)")
+    dashboard.add_argument("--api-url", required=True,
+                           help="the API's URL, e.g. https://abc123.execute-api.eu-west-1.amazonaws.com")
+    dashboard.add_argument("--host", default="127.0.0.1")
+    dashboard.add_argument("--port", type=int, default=8090)
+    dashboard.add_argument("--region", help="default: from the API's URL, else your AWS config")
+    dashboard.add_argument("--tile-url", default=os.environ.get("TILE_URL"),
+                           help="map tiles, e.g. https://tile.example/{z}/{x}/{y}.png")
+
+    recipes.add_commands(commands)
+
     commands.add_parser("bench", help="benchmarks: jobworker bench SCENARIO --help",
                         add_help=False)
     return root
@@ -103,6 +127,10 @@ def main(argv: list[str] | None = None) -> int:
             from jobworker.dev.roads import run as run_roads
 
             return run_roads(args)
+        if args.command in recipes.RECIPES:
+            return recipes.run(args)
+        if args.command == "dashboard":
+            return _dashboard(args)
         return _dev(args)
     except Exception as exc:
         from jobworker.aws.settings import ConfigError

@@ -82,6 +82,10 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
 
     api: LambdaHandler
     server_version = "jobworker-dev"
+    # One request at a time through the handler, as in one Lambda container: the resolver keeps
+    # the current event in module state, so concurrent requests (a page's parallel fetches)
+    # would answer each other's routes.
+    api_lock = threading.Lock()
     default_request_version = "HTTP/1.0"  # so a refused request line still gets headers
     timeout = SOCKET_TIMEOUT_SECONDS  # StreamRequestHandler sets it on the socket
     max_body_bytes = LAMBDA_PAYLOAD_BYTES
@@ -98,7 +102,8 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         event = request_to_event(self.command, self.path, dict(self.headers.items()), body,
                                  source_ip=self.client_address[0],
                                  host=self.headers.get("Host", "127.0.0.1"))
-        answer = self.api(event, LocalContext("jobworker-api", timeout_seconds=30))
+        with self.api_lock:
+            answer = self.api(event, LocalContext("jobworker-api", timeout_seconds=30))
         payload = answer.get("body") or ""
         data = base64.b64decode(payload) if answer.get("isBase64Encoded") else payload.encode()
         self.send_response(int(answer.get("statusCode", 200)))
@@ -271,7 +276,8 @@ def serve(*, host: str, port: int, data_dir: Path, poller_timeout: float, sweep_
         httpd.daemon_threads = True
         threading.Thread(target=httpd.serve_forever, daemon=True).start()
         print(json.dumps({"message": "jobworker dev is up", "api": f"http://{host}:{port}",
-                          "docs": f"http://{host}:{port}/docs", "schema_revision": revision,
+                          "docs": f"http://{host}:{port}/docs",
+                          "dashboard": f"http://{host}:{port}/ui/", "schema_revision": revision,
                           "poll_interval": config.poll_interval, "kick": kick_enabled,
                           "psql": psql}),
               flush=True)

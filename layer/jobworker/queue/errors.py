@@ -30,6 +30,17 @@ class IllegalTransition(JobworkerError):
         self.action = action
 
 
+class LeaseStillHeld(JobworkerError):
+    """A requeue by hand was refused: the job's worker still holds an unexpired lease."""
+
+    def __init__(self, job_id: UUID) -> None:
+        super().__init__(
+            f"job {job_id} is RUNNING and its lease has not expired: its worker may still be"
+            " working on it; requeue it by force only when you know that worker is gone"
+        )
+        self.job_id = job_id
+
+
 class RoutesNotAvailable(JobworkerError):
     """The job has no route group (yet): it is not a COMPLETED generate_routes job."""
 

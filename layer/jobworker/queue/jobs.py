@@ -11,11 +11,17 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 from uuid import UUID
 
-from jobworker.queue.errors import IdempotencyConflict, IllegalTransition, JobNotFound, LeaseLost
+from jobworker.queue.errors import (
+    IdempotencyConflict,
+    IllegalTransition,
+    JobNotFound,
+    LeaseLost,
+    LeaseStillHeld,
+)
 from jobworker.queue.progress import Progress
 from jobworker.queue.rows import Job
 from jobworker.queue.sql import binary_statement, query
@@ -96,6 +102,28 @@ class QueueStats:
     @property
     def queue_depth(self) -> int:
         return self.counts[Progress.QUEUED]
+
+
+@dataclass(frozen=True, slots=True)
+class FinishedMinute:
+    """How many jobs ended in one minute, by how they ended."""
+
+    minute: datetime
+    progress: Progress
+    jobs: int
+
+
+@dataclass(frozen=True, slots=True)
+class StuckJob:
+    job_id: UUID
+    kind: str
+    lease_owner: str | None
+    attempts: int
+    max_attempts: int
+    started_at: datetime
+    lease_expires_at: datetime | None
+    minutes_running: float
+    lease_expired: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +221,20 @@ def cancel_job(conn: Connection, job_id: UUID, *, now: datetime | None = None) -
     return Job.from_row(row)
 
 
+def requeue_by_hand(conn: Connection, job_id: UUID, *, force: bool = False,
+                    now: datetime | None = None) -> Job:
+    """RUNNING -> QUEUED for a job whose lease expired (its worker is gone), or any RUNNING job
+    with ``force``; LeaseStillHeld while a live lease protects it."""
+    row = conn.execute(query("job_requeue_by_hand"),
+                       {"job_id": job_id, "force": force, "now": now}).one_or_none()
+    if row is not None:
+        return Job.from_row(row)
+    if get_job(conn, job_id).progress == Progress.RUNNING:
+        raise LeaseStillHeld(job_id)
+    _refuse(conn, job_id, "requeue", {Progress.RUNNING})
+    return None
+
+
 def retry_job(conn: Connection, job_id: UUID, *, now: datetime | None = None) -> Job:
     """FAILED/CANCELLED -> QUEUED with its attempts reset."""
     row = conn.execute(query("job_retry"), {"job_id": job_id, "now": now}).one_or_none()
@@ -231,6 +273,19 @@ def list_jobs(
         },
     ).all()
     return [Job.from_row(row) for row in rows]
+
+
+def finished_per_minute(conn: Connection, *, since: datetime) -> list[FinishedMinute]:
+    """Jobs that ended in each minute from ``since`` on (minutes with none are absent)."""
+    rows = conn.execute(query("job_finished_per_minute"), {"since": since})
+    return [FinishedMinute(row.minute, Progress(row.progress), row.jobs) for row in rows]
+
+
+def list_stuck(conn: Connection, *, minutes: float, now: datetime) -> list[StuckJob]:
+    """RUNNING jobs started more than ``minutes`` before ``now``, oldest first."""
+    rows = conn.execute(query("job_list_stuck"), {
+        "started_before": now - timedelta(minutes=minutes), "now": now})
+    return [StuckJob(**row._asdict()) for row in rows]
 
 
 def queue_stats(conn: Connection, *, now: datetime | None = None) -> QueueStats:

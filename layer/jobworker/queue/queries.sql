@@ -288,6 +288,16 @@ UPDATE jobs
                     - make_interval(mins => :timeout_minutes)
 RETURNING job_id;
 
+-- name: job_finished_per_minute
+-- Jobs that ended in each minute since :since, by how they ended (the dashboard's throughput
+-- chart). Reads the partial index on finished_at: only the last hour's rows are visited.
+SELECT date_trunc('minute', finished_at) AS minute, progress::text AS progress,
+       count(*) AS jobs
+  FROM jobs
+ WHERE finished_at >= CAST(:since AS timestamptz)
+ GROUP BY 1, 2
+ ORDER BY 1, 2;
+
 -- name: job_get
 SELECT {job_columns} FROM jobs WHERE job_id = :job_id;
 
@@ -305,6 +315,19 @@ SELECT {job_columns}
                                    CAST(:before_job_id AS uuid)))
  ORDER BY created_at DESC, job_id DESC
  LIMIT :limit;
+
+-- name: job_list_stuck
+-- The seed's stuck-job query: RUNNING since before :started_before, oldest first, with whether
+-- the lease has already run out (the sweeper will take those back on its own).
+SELECT job_id, kind, lease_owner, attempts, max_attempts, started_at, lease_expires_at,
+       EXTRACT(EPOCH FROM (COALESCE(CAST(:now AS timestamptz), now()) - started_at))::float8 / 60
+           AS minutes_running,
+       lease_expires_at < COALESCE(CAST(:now AS timestamptz), now()) AS lease_expired
+  FROM jobs
+ WHERE progress = 'RUNNING'
+   AND lease_expires_at IS NOT NULL  -- always true while RUNNING; lets the lease index list them
+   AND started_at < CAST(:started_before AS timestamptz)
+ ORDER BY started_at;
 
 -- name: job_progress
 SELECT progress::text AS progress FROM jobs WHERE job_id = :job_id;
@@ -417,6 +440,28 @@ UPDATE jobs AS j
    AND (j.progress = 'RUNNING' AND j.lease_owner = :owner AND j.lease_token = held.token)
        IS TRUE  -- one condition: see job_extend_leases
 RETURNING j.job_id, j.progress::text AS progress;
+
+-- name: job_requeue_by_hand
+-- The seed's manual reset, done safely: a RUNNING job goes back to QUEUED only when its lease
+-- ran out (the worker is gone) or when the operator forces it. The attempt is recorded as
+-- ended by hand, and at least one attempt is left so that the job can run again.
+UPDATE jobs
+   SET updated_at = clock_timestamp(),
+       progress = 'QUEUED',
+       started_at = NULL,
+       run_at = COALESCE(CAST(:now AS timestamptz), now()),
+       attempts = LEAST(attempts, max_attempts - 1),
+       lease_owner = NULL,
+       lease_expires_at = NULL,
+       cancel_requested = false,
+       attempt_started = false,
+       attempt_history = attempt_history || jobs_attempt_entry(
+           attempts, lease_owner, 'requeued_by_hand', NULL, started_at,
+           COALESCE(CAST(:now AS timestamptz), now()))
+ WHERE job_id = :job_id
+   AND progress = 'RUNNING'
+   AND (CAST(:force AS boolean) OR lease_expires_at < COALESCE(CAST(:now AS timestamptz), now()))
+RETURNING {job_columns};
 
 -- name: job_retry
 -- A FAILED or CANCELLED job is queued again with a fresh set of attempts.
