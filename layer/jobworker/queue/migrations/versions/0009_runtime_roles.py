@@ -6,7 +6,7 @@ roles and grants on the tables that exist; ``migrate()`` re-applies the same map
 upgrade, so tables added by later revisions are covered as soon as the map names them. The
 downgrade takes this database's grants back and drops a role no other database still uses.
 
-Revision ID: 0007
+Revision ID: 0009
 Revises: 0008
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 
 from jobworker.queue.roles import apply_runtime_grants, drop_runtime_roles
 
-revision = "0007"
+revision = "0009"
 down_revision = "0008"
 branch_labels = None
 depends_on = None
