@@ -1,5 +1,5 @@
 """Dashboard load time on ``jobworker dev`` with 100,000 jobs: median of 5 page loads, from
-navigation until the page has drawn its data. Run: ``.venv/bin/python notes/dash-load.py``."""
+navigation until the page has drawn its data. Run: ``.venv/bin/python tests/dashboard_load.py``."""
 
 from __future__ import annotations
 
