@@ -8,11 +8,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
+import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
 from jobworker import queue
 from jobworker.kinds import JobContext, JobOutcome, job_kind
+from jobworker.poller import estimate
 from jobworker.poller.clock import Budget
 from jobworker.poller.heartbeat import Heartbeat
 from jobworker.poller.loop import PollerOptions, run_poller
@@ -109,11 +111,14 @@ def never_checkpoints(ctx: JobContext) -> JobOutcome:
     return JobOutcome(result={"ran": True})
 
 
-def test_poller__cancels_a_job_that_never_checkpoints_before_it_starts(engine: Engine) -> None:
+def test_poller__cancels_a_job_that_never_checkpoints_before_it_starts(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     """Jobs of a kind that ignores cancellation (1 s each): after a warm-up job, two are
-    claimed together and only the first is marked started (a second of work is more than a
-    start chunk). The second is cancelled while the first runs; its start refuses it, so it
+    claimed together (a claim horizon of 10 s of work, not the default 1 s that would claim
+    these one at a time) and only the first is marked started (a second of work is more than
+    a start chunk). The second is cancelled while the first runs; its start refuses it, so it
     ends CANCELLED with no attempt used and never runs."""
+    monkeypatch.setattr(estimate, "CLAIM_HORIZON_SECONDS", 10.0)
     ran_jobs.clear()
     with engine.begin() as conn:
         warm_up, first, second = queue.create_jobs(
