@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import Engine
 
 from tests.lambda_python import require_lambda_python
 
@@ -112,7 +113,8 @@ def test_the_layer_ships_the_runtime_without_the_dev_kit(layer: Path) -> None:
 
 def test_the_layer_alone_runs_every_handler(layer: Path, lambda_runtime: Path,
                                             lambda_python: str, database_url: str,
-                                            tmp_path: Path) -> None:
+                                            engine: Engine, tmp_path: Path) -> None:
+    """``engine`` empties the tables first: the poll must find this test's job alone."""
     request = {"location_group": {
         "depot": {"lat": 52.37, "lon": 4.89},
         "locations": [{"id": f"stop-{i}", "lat": 52.37 + i / 200, "lon": 4.89 + i / 300,
