@@ -24,8 +24,10 @@ from sqlalchemy import text
 from jobworker import queue
 from jobworker.aws.engine import make_engine
 
-url, owner, out, ready, go = sys.argv[1:6]
-engine = make_engine(url)
+url, owner, out, ready, go, pooled = sys.argv[1:7]
+# Behind a transaction pooler, as the template runs the functions: no server-side prepares
+# (psycopg would prepare the claim after five runs, on whichever server connection it had).
+engine = make_engine(url, disable_prepared_statements=pooled == "pooled")
 with engine.connect() as conn:
     conn.execute(text("SELECT 1"))  # connected and warm before the start signal
 pathlib.Path(ready).touch()
@@ -44,7 +46,7 @@ with open(out, "w") as handle:
 
 
 def test_claim_batch__four_processes_claim_every_job_exactly_once(
-    engine: Engine, database_url: str, tmp_path: Path
+    engine: Engine, database_url: str, through_pooler: bool, tmp_path: Path
 ) -> None:
     with engine.begin() as conn:
         ids = queue.create_jobs(conn, [NewJob(kind="noop")] * JOBS)
@@ -53,7 +55,7 @@ def test_claim_batch__four_processes_claim_every_job_exactly_once(
     go = tmp_path / "go"
     runs = [
         subprocess.Popen([sys.executable, "-c", CLAIMER, database_url, f"claimer-{n}", str(out),
-                          str(ready[n]), str(go)])
+                          str(ready[n]), str(go), "pooled" if through_pooler else "direct"])
         for n, out in enumerate(outputs)
     ]
     deadline = time.monotonic() + 60

@@ -30,8 +30,9 @@ SEED_MANUAL_RESET = (
 )
 
 
-def test_migrate__twice_on_empty_database_is_idempotent(empty_database_url: str) -> None:
-    engine = make_engine(empty_database_url)
+def test_migrate__twice_on_empty_database_is_idempotent(empty_database_url: str,
+                                                        through_pooler: bool) -> None:
+    engine = make_engine(empty_database_url, disable_prepared_statements=through_pooler)
     try:
         assert migrate(engine) == head_revision()
         assert migrate(engine) == head_revision()
@@ -110,9 +111,10 @@ def test_schema__refuses_rows_that_break_invariants(engine: Engine, statement: s
         conn.execute(text(statement))
 
 
-def test_migrate__database_ahead_of_the_code_is_left_alone(empty_database_url: str) -> None:
+def test_migrate__database_ahead_of_the_code_is_left_alone(empty_database_url: str,
+                                                           through_pooler: bool) -> None:
     """A deploy rolled back after migrating: the older code must not fail on the newer schema."""
-    engine = make_engine(empty_database_url)
+    engine = make_engine(empty_database_url, disable_prepared_statements=through_pooler)
     try:
         migrate(engine)
         with engine.begin() as conn:
@@ -146,7 +148,7 @@ def schema_of(connection: Connection) -> dict[str, set[str]]:
 
 
 def test_migrations__each_downgrade_restores_the_schema_its_upgrade_found(
-        empty_database_url: str) -> None:
+        empty_database_url: str, through_pooler: bool) -> None:
     """One revision at a time: up, then down again, and the tables, columns, indexes,
     constraints, functions, triggers and types are what they were before."""
     from alembic import command
@@ -159,7 +161,7 @@ def test_migrations__each_downgrade_restores_the_schema_its_upgrade_found(
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     revisions = [script.revision for script in
                  reversed(list(ScriptDirectory.from_config(config).walk_revisions()))]
-    engine = make_engine(empty_database_url)
+    engine = make_engine(empty_database_url, disable_prepared_statements=through_pooler)
     try:
         with engine.connect() as connection:
             config.attributes["connection"] = connection
