@@ -97,6 +97,10 @@ def mutations() -> list[Mutation]:
     found = [
         Mutation("claim-skip-locked", "job_claim_batch", r"(FOR UPDATE) SKIP LOCKED", r"\1",
                  tests=CLAIM_TESTS),
+        # Marking a whole batch started when one of its jobs is of a kind not known to be fast.
+        Mutation("claim-fast-kinds-only", "job_claim_batch",
+                 r"\n\s*AND other\.kind <> ALL\(CAST\(:fast_kinds AS text\[\]\)\)",
+                 tests=("tests/test_attempts_at_start.py",)),
         Mutation("recover-lease-expiry", "job_recover_orphans", expiry, tests=RECOVERY_TESTS),
         Mutation("recover_unstarted-lease-expiry", "job_recover_unstarted_orphans", expiry,
                  tests=RECOVERY_TESTS),

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy.engine import Engine
 
 from jobworker import queue
@@ -92,3 +93,36 @@ def test_unstarted_claim__cannot_end_an_attempt_and_is_not_timed_out(engine: Eng
         assert queue.fail_timed_out(conn, timeout_minutes=1, now=at(150)) == []
         assert queue.fail_timed_out(conn, timeout_minutes=1, now=at(181)) == [job_id]
         assert queue.get_job(conn, job_id).attempts == 1
+
+
+@pytest.mark.parametrize(("kinds", "started"), [
+    (["noop", "noop", "noop"], [True, True, True]),  # all of fast kinds: all marked
+    (["noop", "simulate", "noop"], [True, False, False]),  # one other kind: the first only
+])
+def test_claim__marks_the_whole_batch_only_when_every_job_is_of_a_fast_kind(
+        engine: Engine, kinds: list[str], started: list[bool]) -> None:
+    with engine.begin() as conn:
+        queue.create_jobs(conn, [NewJob(kind=kind, priority=n) for n, kind in enumerate(kinds)],
+                          now=at(0))
+        batch = queue.claim_batch(conn, owner="w", limit=3, lease_seconds=LEASE, start=1,
+                                  fast_kinds=["noop"], now=at(0))
+    assert [job.kind for job in batch] == kinds
+    assert [job.started for job in batch] == started
+    with engine.connect() as conn:
+        assert sorted(queue.get_job(conn, job.job_id).attempts for job in batch) == sorted(
+            int(flag) for flag in started)
+
+
+def test_claim__with_commit_is_its_own_transaction(engine: Engine) -> None:
+    with engine.begin() as conn:
+        (job_id,) = queue.create_jobs(conn, [NewJob(kind="noop")], now=at(0))
+    with engine.connect() as conn:
+        (job,) = queue.claim_batch(conn, owner="w", limit=1, lease_seconds=LEASE, commit=True,
+                                   now=at(0))
+        assert job.job_id == job_id
+        assert not conn.in_transaction()
+        with engine.connect() as other:  # committed: another session sees the lease
+            assert queue.get_job(other, job_id).progress is Progress.RUNNING
+        conn.begin()
+        with pytest.raises(RuntimeError, match="outside a transaction"):
+            queue.claim_batch(conn, owner="w", limit=1, lease_seconds=LEASE, commit=True)

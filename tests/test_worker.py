@@ -273,3 +273,26 @@ def test_poller__a_result_the_database_cannot_store_fails_that_job_alone(engine:
     assert "cannot be stored as JSON" in (jobs[nan].error or "")
     assert jobs[nul].progress is Progress.FAILED
     assert "NUL" in (jobs[nul].error or "")
+
+
+@job_kind("one_millisecond")
+def one_millisecond(ctx: JobContext) -> None:
+    ctx.wait(0.001)
+
+
+def test_poller__completions_buffered_across_batches_are_written_once_and_never_released(
+        engine: Engine) -> None:
+    """Small batches of short jobs: their completions wait for the next claim that is due
+    to write them (1,000 buffered or half a second), so they span batches; each job still
+    runs once, ends COMPLETED, and no batch's end hands back another batch's finished jobs."""
+    ids = enqueue(engine, *[NewJob(kind="one_millisecond")] * 45)
+    summary = poll(engine, FakeClock(), 10, batch_size=10, idle_exit_seconds=0.1)
+    assert (summary.claimed, summary.completed, summary.released, summary.lost) == (45, 45, 0, 0)
+    jobs = rows(engine)
+    assert set(jobs) == set(ids)
+    assert {(job.progress, job.attempts) for job in jobs.values()} == {(Progress.COMPLETED, 1)}
+    # Batches of 1 (slow start), 10, 10, 10, 10 and 4, then two empty polls (as above).
+    assert summary.polls == 8
+    # 45 ms of work, never half a second: all written by one statement (one transaction's
+    # finished_at), when the first empty poll found nothing more to run.
+    assert len({job.finished_at for job in jobs.values()}) == 1

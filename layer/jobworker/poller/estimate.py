@@ -30,6 +30,10 @@ class DurationEstimate:
         """Expected duration of a job of ``kind`` (0 until one has run)."""
         return self.by_kind.get(kind, 0.0)
 
+    def kinds_within(self, seconds: float) -> list[str]:
+        """The kinds seen to take at most ``seconds`` a job (none before one has run)."""
+        return [kind for kind, typical in self.by_kind.items() if typical <= seconds]
+
     def known(self, kind: str) -> bool:
         return kind in self.by_kind
 

@@ -84,6 +84,12 @@ class Heartbeat:
         with self._lock:
             return [(job_id, token) for job_id, (token, _) in self._held.items()]
 
+    def held_of(self, job_ids: Iterable[UUID]) -> list[queue.Held]:
+        """Those of ``job_ids`` still held, with their tokens."""
+        with self._lock:
+            return [(job_id, entry[0]) for job_id in job_ids
+                    if (entry := self._held.get(job_id)) is not None]
+
     def beat(self) -> None:
         """Extend every held lease once; mark lost and cancelled jobs."""
         with self._lock:

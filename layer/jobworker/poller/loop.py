@@ -7,19 +7,21 @@ hands unstarted jobs back, and returns a summary of what it did. Time comes from
 clock (real time in Lambda, a fake one in tests); recording is in ``outcomes.py``.
 
 A job's attempt is counted when it starts. Starts are marked in chunks, folded into
-statements the poller sends anyway: the claim marks the first job of its batch, and each
-flush of completions marks the next ones, as many jobs of known kinds as are expected to run
-within ``START_CHUNK_SECONDS`` (only the next one when its kind is new). A batch of fast jobs
-costs one statement more than counting at claim (the flush after the first job), not one
-per job. The trade-off: a worker killed mid-batch costs an attempt to the jobs it had marked
-(the one running and, for fast jobs, those due within that time), never to the rest.
+statements the poller sends anyway: the claim marks the first job of its batch (all of them
+when every job claimed is of a kind seen to run so fast that the whole batch takes at most
+``START_CHUNK_SECONDS``), and each flush of completions marks the next ones, as many jobs of
+known kinds as are expected to run within ``START_CHUNK_SECONDS`` (only the next one when
+its kind is new). A batch of fast jobs costs no statement beyond its claim and its
+completions. The trade-off: a worker killed mid-batch costs an attempt to the jobs it had
+marked (the one running and, for fast jobs, those due within that time), never to the rest.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
 from jobworker import queue
@@ -48,12 +50,14 @@ log = logging.getLogger("jobworker.worker")
 
 NO_OUTCOME = JobOutcome()  # what a handler that returns None leaves behind
 COMPLETION_FLUSH_SECONDS = 0.5  # buffered completions are written at least this often
+FLUSH_JOBS = 1000  # and at the next claim once this many are buffered
 START_CHUNK_SECONDS = COMPLETION_FLUSH_SECONDS  # jobs marked started at once: this much work
 # The claim marks only the first job started: it cannot see kinds, and a batch of fast jobs
 # with one slow job in front would have them all marked while the slow one runs.
 CLAIM_STARTS = 1
 SHORT_JOB_SECONDS = 0.001  # "Starting job" lines of such jobs are printed together
 FIRST_IDLE_WAIT_SECONDS = 0.1  # after work; then 0.2, 0.4, ... up to poll_interval
+T = TypeVar("T")
 
 
 class Poller:
@@ -78,22 +82,49 @@ class Poller:
         opts = self.options
         with self.engine.connect() as conn:
             ledger = Ledger(conn, opts, self.summary)
-            while self.budget.left() > max(opts.min_start_seconds, self.estimate.typical()):
-                limit = self.estimate.claim_limit(self.budget.left(), opts.batch_size)
-                log.debug("Worker loop", extra={"poll": self.summary.polls + 1, "limit": limit})
-                with conn.begin():
-                    jobs = queue.claim_batch(conn, owner=opts.owner, limit=limit,
-                                             lease_seconds=opts.lease_seconds,
-                                             start=CLAIM_STARTS)
-                self.summary.polls += 1
-                self.summary.claimed += len(jobs)
-                if jobs:
-                    self.idle_since = None
-                    if not self._run_batch(conn, ledger, jobs):
-                        break  # out of time: what was left is released
-                if not jobs and not self._idle_wait():
-                    break
+            try:
+                while self.budget.left() > max(opts.min_start_seconds, self.estimate.typical()):
+                    limit = self.estimate.claim_limit(self.budget.left(), opts.batch_size)
+                    log.debug("Worker loop",
+                              extra={"poll": self.summary.polls + 1, "limit": limit})
+                    jobs = self._claim(conn, ledger, limit)
+                    self.summary.polls += 1
+                    self.summary.claimed += len(jobs)
+                    if jobs:
+                        self.idle_since = None
+                        if not self._run_batch(conn, ledger, jobs):
+                            break  # out of time: what was left is released
+                    if not jobs and not self._idle_wait():
+                        break
+            finally:
+                self._flush(ledger)  # what the last batch left buffered
         return self.summary
+
+    def _claim(self, conn: Connection, ledger: Ledger, limit: int) -> list[queue.ClaimedJob]:
+        """The next batch; buffered completions, when due, are written in the same
+        transaction (one commit for both, and the claim comes right after the batch)."""
+        def claim(commit: bool = False) -> list[queue.ClaimedJob]:
+            return queue.claim_batch(
+                conn, owner=self.options.owner, limit=limit,
+                lease_seconds=self.options.lease_seconds, start=CLAIM_STARTS,
+                fast_kinds=self.estimate.kinds_within(START_CHUNK_SECONDS / limit),
+                commit=commit)
+
+        if self.pending and self._flush_due():
+            jobs = self._flush(ledger, then=claim)
+            if jobs is not None:
+                return jobs
+        jobs = claim(commit=True)  # one statement, one round trip
+        if not jobs:
+            self._flush(ledger)  # nothing to run: write them before waiting
+        return jobs
+
+    def _flush_due(self) -> bool:
+        """Buffered completions are written with the next claim once there are
+        ``FLUSH_JOBS`` of them or the first has waited ``COMPLETION_FLUSH_SECONDS``: small
+        batches share one completion statement instead of each paying for its own."""
+        return (len(self.pending) >= FLUSH_JOBS
+                or self.clock.now() - self.pending_since >= COMPLETION_FLUSH_SECONDS)
 
     def _idle_wait(self) -> bool:
         """Wait before the next poll, if there is time for one after the wait (and, with
@@ -129,7 +160,7 @@ class Poller:
         ran: set[UUID] = set()
         if log.isEnabledFor(logging.INFO):  # a thousand lines: formatted and written at once
             log_each(log, logging.INFO, [("Found job", about(job)) for job in jobs])
-        in_time = True
+        in_time = finished = False
         announced_until = 0  # jobs[:announced_until] had their "Starting job" line printed
         try:
             for index, (job, job_flags) in enumerate(zip(jobs, flags, strict=True)):
@@ -138,7 +169,6 @@ class Poller:
                 expected = self.estimate.expected(job.kind)
                 time_left = self.budget.left()
                 if time_left < max(self.options.min_start_seconds, expected):
-                    in_time = False
                     break
                 if job.job_id not in self.marked:
                     self._flush(ledger, start=self._next_chunk(jobs, index, time_left))
@@ -154,9 +184,14 @@ class Poller:
                 ended = self._execute(job, job_flags, deadline,
                                       announced=index < announced_until)
                 self._record(ledger, job, ended)
+            else:
+                in_time = finished = True
         finally:
-            self._flush(ledger)
-            self._release(conn, [held for held in heartbeat.held() if held[0] not in ran])
+            if not finished:  # else the next claim writes them (see _claim)
+                self._flush(ledger)
+            # Only this batch's: completions buffered from earlier batches stay held.
+            self._release(conn, heartbeat.held_of(job.job_id for job in jobs
+                                                  if job.job_id not in ran))
         return in_time
 
     def _next_chunk(self, jobs: list[queue.ClaimedJob], index: int,
@@ -248,20 +283,23 @@ class Poller:
         finally:
             self.heartbeat.drop(job.job_id)
 
-    def _flush(self, ledger: Ledger, start: list[queue.Held] | None = None) -> None:
-        """Write buffered completions (and mark ``start`` started) in one fenced statement."""
+    def _flush(self, ledger: Ledger, start: list[queue.Held] | None = None,
+               then: Callable[[], T] | None = None) -> T | None:
+        """Write buffered completions (and mark ``start`` started) in one fenced statement;
+        ``then`` runs in its transaction (see Ledger.flush)."""
         start = start or []
         if not self.pending and not start:
-            return
+            return None
         done, self.pending = self.pending, []
         try:
-            flushed = ledger.flush(done, start)
+            flushed, after = ledger.flush(done, start, then)
         finally:
             self.heartbeat.drop_all(item.job_id for item in done)
         refused = flushed.not_started | flushed.cancelled
         self.refused |= refused
         self.heartbeat.drop_all(refused)
         self.marked.update(job_id for job_id, _ in start if job_id not in refused)
+        return after
 
     def _release(self, conn: Connection, unstarted: list[queue.Held]) -> None:
         """Hand back the jobs of the batch it never ran (attempts intact)."""

@@ -11,8 +11,9 @@ at a time, so one bad row cannot take its batch-mates with it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from jobworker import queue
 from jobworker.aws.logs import log_each
@@ -26,6 +27,7 @@ if TYPE_CHECKING:  # SQLAlchemy loads on first use, not on import
     from sqlalchemy.engine import Connection
 
 log = logging.getLogger("jobworker.worker")
+T = TypeVar("T")
 
 
 @dataclass
@@ -154,13 +156,22 @@ class Ledger:
 
     # --- buffered completions ---------------------------------------------------------------
 
-    def flush(self, done: list[queue.Completion], start: list[queue.Held]) -> queue.Flushed:
+    def flush(self, done: list[queue.Completion], start: list[queue.Held],
+              then: Callable[[], T] | None = None) -> tuple[queue.Flushed, T | None]:
         """Write buffered completions and mark the next jobs started, in one statement; if the
-        database refuses it, each completion on its own, then the starts."""
+        database refuses it, each completion on its own, then the starts.
+
+        ``then`` (the next claim) runs in the same transaction, after the statement: one
+        commit for both. Its value comes back beside what was flushed; None when the
+        transaction failed and the completions were written one by one without it (the
+        caller runs it again on its own)."""
+        after: T | None = None
         try:
             with self.conn.begin():
                 flushed = queue.complete_and_start(self.conn, owner=self.owner, done=done,
                                                    start=start)
+                if then is not None:
+                    after = then()
         except Exception:
             if not done:
                 raise  # only starts: nothing to tell apart; the poller ends its batch
@@ -171,6 +182,7 @@ class Ledger:
                 started = queue.start_jobs(self.conn, owner=self.owner, start=start)
             flushed = queue.Flushed(lost=lost, not_started=started.not_started,
                                     cancelled=started.cancelled)
+            after = None
         else:
             for job_id in flushed.lost:
                 self.lost(job_id)
@@ -185,7 +197,7 @@ class Ledger:
         for job_id in flushed.cancelled:
             self.summary.cancelled += 1
             log.info(f"Job {job_id} cancelled before it started", extra={"job_id": str(job_id)})
-        return flushed
+        return flushed, after
 
     def complete_alone(self, item: queue.Completion) -> bool:
         """One buffered completion in its own transaction; False if it was not completed."""

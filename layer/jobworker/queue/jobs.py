@@ -331,15 +331,24 @@ def claim_batch(
     limit: int,
     lease_seconds: float,
     start: int | None = None,
+    fast_kinds: Sequence[str] = (),
+    commit: bool = False,
     now: datetime | None = None,
 ) -> list[ClaimedJob]:
     """Lease up to ``limit`` runnable jobs (QUEUED, run_at reached), in claim order; the
-    first ``start`` of them (all, by default) are marked started: their attempt counted."""
+    first ``start`` of them (all, by default) are marked started: their attempt counted.
+    When every job claimed is of one of ``fast_kinds``, all of them are.
+
+    ``commit=True`` runs the claim as a transaction of its own, committed when it returns
+    (``conn`` must not be in one): the statement alone, without the BEGIN and COMMIT round
+    trips around it."""
     rows = _binary_rows(
         conn,
         "job_claim_batch",
         {"owner": owner, "limit": limit, "lease_seconds": lease_seconds,
-         "start_count": limit if start is None else start, "now": now},
+         "start_count": limit if start is None else start, "fast_kinds": list(fast_kinds),
+         "now": now},
+        commit=commit,
     )
     rows.sort(key=_claim_order)
     return [ClaimedJob(*row[:7]) for row in rows]
@@ -351,26 +360,35 @@ def _claim_order(row: Any) -> tuple[Any, ...]:
     return (row[7], row[8], not row[6])
 
 
-def _binary_rows(conn: Connection, name: str, params: Mapping[str, Any]) -> list[Any]:
+def _binary_rows(conn: Connection, name: str, params: Mapping[str, Any], *,
+                 commit: bool = False) -> list[Any]:
     """Run a statement that moves a whole batch on the psycopg connection under ``conn`` (same
     transaction), parameters and rows in binary: no text quoting per array element, no
-    SQLAlchemy row per job. Rows come back as plain tuples; errors as SQLAlchemy's."""
+    SQLAlchemy row per job. Rows come back as plain tuples; errors as SQLAlchemy's.
+    ``commit``: the statement is its own transaction (autocommit, for that statement only)."""
     import psycopg
     from sqlalchemy.exc import DBAPIError
 
-    if not conn.in_transaction():
+    if commit and conn.in_transaction():
+        raise RuntimeError(f"{name} with commit=True needs a connection outside a transaction")
+    if not commit and not conn.in_transaction():
         conn.begin()  # as conn.execute would: the caller commits, or the close rolls back
     driver = conn.connection.driver_connection
     if driver is None:
         raise RuntimeError("the connection has no open psycopg connection")
     statement = binary_statement(name)
     try:
+        if commit:
+            driver.autocommit = True
         with driver.cursor(binary=True) as cursor:
             cursor.execute(statement, params)
             rows: list[Any] = cursor.fetchall()
     except psycopg.Error as exc:
         raise DBAPIError.instance(statement, dict(params), exc, psycopg.Error,
                                   dialect=conn.dialect) from exc
+    finally:
+        if commit and not driver.closed:
+            driver.autocommit = False
     return rows
 
 

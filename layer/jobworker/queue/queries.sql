@@ -57,8 +57,11 @@ RETURNING {job_columns};
 -- returns drive the UPDATE by primary key (= ANY of the one array, computed once, plans that
 -- way whatever the table's statistics say, where a join could choose to scan the table).
 -- The first :start_count jobs in claim order are marked started (their attempt counted) in
--- the same statement: the worker runs them next. The others wait for their own start mark.
--- cancel_requested is left alone: a claim never clears a cancel.
+-- the same statement: the worker runs them next. The others wait for their own start mark,
+-- unless every job claimed is of one of :fast_kinds (kinds the worker has seen finish so fast
+-- that the whole batch is a moment's work): then all are marked, and a batch of fast jobs
+-- costs no statement beyond its claim and its completions. A kind the worker has not seen
+-- run is never among them. cancel_requested is left alone: a claim never clears a cancel.
 WITH picked AS MATERIALIZED (
     SELECT ARRAY(
                SELECT job_id
@@ -68,12 +71,22 @@ WITH picked AS MATERIALIZED (
                 ORDER BY priority, run_at
                 LIMIT :limit
                   FOR UPDATE SKIP LOCKED) AS ids
-), starting AS MATERIALIZED (
-    -- All of them (the common case for fast jobs: no per-row search), or the first few.
-    SELECT CASE WHEN cardinality(ids) <= CAST(:start_count AS int) THEN NULL
-                ELSE ids[1 : CAST(:start_count AS int)] END AS first_ids,
-           cardinality(ids) <= CAST(:start_count AS int) AS everyone
+), everyone AS MATERIALIZED (
+    -- All of them (then no per-row search), or only the first few (below).
+    SELECT cardinality(ids) <= CAST(:start_count AS int)
+           OR (cardinality(CAST(:fast_kinds AS text[])) > 0
+               AND NOT EXISTS (SELECT 1
+                                 FROM jobs AS other
+                                WHERE other.job_id = ANY(CAST(ids AS uuid[]))
+                                  AND other.kind <> ALL(CAST(:fast_kinds AS text[]))))
+           AS everyone,
+           ids
       FROM picked
+), starting AS MATERIALIZED (
+    SELECT CASE WHEN everyone THEN NULL ELSE ids[1 : CAST(:start_count AS int)] END
+           AS first_ids,
+           everyone
+      FROM everyone
 )
 UPDATE jobs AS j
    SET updated_at = clock_timestamp(),
