@@ -132,12 +132,19 @@ def test_amazon_location__an_unstubbed_call_stays_on_this_machine(
         provider.matrix(CITY[:2], "car", deadline=None)
 
 
-def test_route_job__amazon_location_plans_on_its_times(
-    client: Any, api: LambdaClient, handlers: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@pytest.fixture
+def poller_client(client: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The stubbed client is the one the poller's jobs get; one job per invocation."""
     monkeypatch.setattr(amazon_location, "make_client", lambda region, endpoint: client)
     monkeypatch.setenv("POLLER_IDLE_EXIT_SECONDS", "0.5")
-    body = road_request({"provider": "amazon-location"})
+    return client
+
+
+def test_route_job__amazon_location_plans_on_its_times(
+    poller_client: Any, api: LambdaClient, handlers: dict[str, Any],
+) -> None:
+    client = poller_client
+    body = road_request({"provider": "amazon-location", "geometry": False})
     everything = range(len(STOPS) + 1)
     with Stubber(client) as stub:
         stub.add_response("calculate_route_matrix", matrix_answer(everything, everything))
@@ -149,3 +156,62 @@ def test_route_job__amazon_location_plans_on_its_times(
     first = routes[0]["stops"][0]
     index = int(first["location_id"][1:]) + 1
     assert first["distance_from_previous_km"] == pytest.approx((100 * (0 + 2 * index) + 3) / 1000)
+
+
+def routes_answer(legs: int, *, offset: int = 0) -> dict[str, Any]:
+    """A CalculateRoutes answer of ``legs`` legs, leg k a two-point line marked by k."""
+    return {"LegGeometryFormat": "Simple", "Notices": [], "PricingBucket": "Core",
+            "Routes": [{"Legs": [{"Geometry": {"LineString": [[4.0 + 0.001 * (offset + k), 52.0],
+                                                              [4.0 + 0.001 * (offset + k), 52.1]]},
+                                  "TravelMode": "Car", "Type": "Vehicle"}
+                                 for k in range(legs)],
+                        "MajorRoadLabels": [], "Summary": {}}]}
+
+
+def routes_request(points: list[tuple[float, float]]) -> dict[str, Any]:
+    return {"Origin": [points[0][1], points[0][0]], "Destination": [points[-1][1], points[-1][0]],
+            "Waypoints": [{"Position": [lon, lat]} for lat, lon in points[1:-1]],
+            "TravelMode": "Car", "LegGeometryFormat": "Simple"}
+
+
+def test_amazon_location__a_long_route_is_drawn_in_pieces_of_25_points(client: Any) -> None:
+    points = [(52.0 + 0.001 * k, 4.0) for k in range(30)]
+    with Stubber(client) as stub:
+        stub.add_response("calculate_routes", routes_answer(24), routes_request(points[:25]))
+        stub.add_response("calculate_routes", routes_answer(5, offset=24),
+                          routes_request(points[24:]))
+        legs = provider_for("amazon-location", {"client": client}).leg_geometry(points, "car")
+        stub.assert_no_pending_responses()
+    assert legs is not None
+    assert len(legs) == 29  # one per consecutive pair
+    assert legs[27] == [(52.0, 4.0 + 0.001 * 27), (52.1, 4.0 + 0.001 * 27)]  # (lat, lon)
+
+
+def test_amazon_location__geometry_false_asks_for_no_lines(client: Any) -> None:
+    provider = provider_for("amazon-location", {"client": client, "geometry": False})
+    with Stubber(client) as stub:  # any call would fail: nothing is stubbed
+        assert provider.leg_geometry(CITY[:5], "car") is None
+        stub.assert_no_pending_responses()
+
+
+def test_route_job__amazon_location_draws_the_route_on_its_roads(
+    poller_client: Any, api: LambdaClient, handlers: dict[str, Any],
+) -> None:
+    client = poller_client
+    body = road_request({"provider": "amazon-location"})
+    body["settings"].update(vehicles=1, vehicle_capacity=len(STOPS))  # one route, every stop
+    everything = range(len(STOPS) + 1)
+    legs = len(STOPS) + 1  # depot, the stops, depot
+    with Stubber(client) as stub:
+        stub.add_response("calculate_route_matrix", matrix_answer(everything, everything))
+        stub.add_response("calculate_routes", routes_answer(legs),
+                          {"Origin": ANY, "Destination": ANY, "Waypoints": ANY,
+                           "TravelMode": "Car", "LegGeometryFormat": "Simple"})
+        job = run_job(api, handlers, body)
+        stub.assert_no_pending_responses()
+    assert job["progress"] == "COMPLETED", job["error"]
+    geojson = api("GET", f"/jobs/{job['job_id']}/routes?format=geojson").json
+    (line,) = [f for f in geojson["features"] if f["properties"]["role"] == "route"]
+    assert line["properties"]["on_roads"] is True
+    assert line["geometry"]["coordinates"] == [
+        [4.0 + 0.001 * k, lat] for k in range(legs) for lat in (52.0, 52.1)]

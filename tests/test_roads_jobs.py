@@ -189,11 +189,22 @@ def test_route_job__one_osrm_matrix_per_vehicle_profile(
     provider = provider_for("osrm", {"data": str(osrm_env.root)})
     tables = {profile: provider.matrix(points, profile, deadline=None)
               for profile in ("car", "car-distance")}
+    told_apart = 0  # legs whose times or lengths differ between the two profiles' tables
     for route in routes:
         table = tables[route["vehicle_type"]]
-        previous = 0
+        other = tables["car" if route["vehicle_type"] == "car-distance" else "car-distance"]
+        previous, left = 0, route["start_minute"]
         for stop in route["stops"]:
             here = row[stop["location_id"]]
             assert abs(stop["distance_from_previous_km"]
                        - table.distances_km[previous, here]) < 0.002, route["vehicle_type"]
-            previous = here
+            assert abs(stop["arrival_minute"] - left - table.durations_minutes[previous, here]
+                       ) < TOLERANCE_MINUTES, route["vehicle_type"]
+            told_apart += bool(
+                abs(table.durations_minutes[previous, here]
+                    - other.durations_minutes[previous, here]) >= TOLERANCE_MINUTES
+                or abs(table.distances_km[previous, here]
+                       - other.distances_km[previous, here]) >= 0.002)
+            previous, left = here, stop["departure_minute"]
+    # Planned on one matrix for both types, some of these legs would not match their own.
+    assert told_apart > 0

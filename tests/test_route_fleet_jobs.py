@@ -185,6 +185,23 @@ def test_fleet_job__provider_fails__falls_back_to_haversine_and_says_why(
     assert "503" in answer["travel"]["reason"]
 
 
+def test_fleet_job__provider_fails__without_a_fallback_asked_for__the_job_says_why(
+    api: LambdaClient, handlers: dict[str, Any], test_providers: None,
+) -> None:
+    """Straight lines instead of the roads asked for only when the request allows it."""
+    body = fleet_request(10)
+    body["settings"]["travel"] = {"provider": "broken-roads"}
+    job_id = api("POST", "/jobs/generate", body).json["job_id"]
+
+    handlers["poller"](10)
+    job = api("GET", f"/jobs/{job_id}").json
+
+    assert job["progress"] == "FAILED"  # a refusal (not an outage): it would fail again
+    assert job["attempts"] == 1
+    assert "503" in job["error"]
+    assert job.get("routes") is None
+
+
 def test_fleet_job__road_provider__its_times_and_geometry_are_used(
     api: LambdaClient, handlers: dict[str, Any], test_providers: None,
 ) -> None:

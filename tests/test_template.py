@@ -283,7 +283,7 @@ def secret_policy_for(arn: Any) -> dict[str, Any]:
 ROAD_GRANTS = {
     "OsrmFromS3": {"s3:GetObject", "s3:ListBucket"},
     "OsrmFromEfs": {"elasticfilesystem:ClientMount"},
-    "AllowAmazonLocation": {"geo-routes:CalculateRouteMatrix"},
+    "AllowAmazonLocation": {"geo-routes:CalculateRouteMatrix", "geo-routes:CalculateRoutes"},
 }
 
 

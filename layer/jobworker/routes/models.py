@@ -344,13 +344,15 @@ DEPLOYMENT_TRAVEL_OPTIONS = frozenset(
 
 
 class TravelSettings(BaseModel):
-    """Where travel times come from: ``provider`` (and its own options), and a fallback."""
+    """Where travel times come from: ``provider`` (and its own options), and what to plan
+    on when it cannot answer: ``fallback`` (``"haversine"``), only if the request asks for
+    one; by default the job fails (or, for an unreachable provider, is retried) and says why."""
 
     model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
     provider: str = Field(default="haversine", min_length=1, max_length=64,
                           pattern=r"^[A-Za-z0-9_.-]+$")
-    fallback: str | None = Field(default="haversine", max_length=64)
+    fallback: str | None = Field(default=None, max_length=64)
 
     @model_validator(mode="after")
     def _no_deployment_options(self) -> Self:

@@ -6,8 +6,13 @@ boundary (ours: the points' bounding box plus a margin, whose diagonal may not e
 15 x 100. So points that fit in a 400 km box are asked for in 500 x 500 blocks, others in
 15 x 100 blocks. Every origin-destination pair is billed as one route calculated (an n-point
 problem costs n x n routes). The client retries throttling itself (botocore's standard mode);
-the job's deadline is checked between blocks. Road geometry is not asked for (it would cost
-one ``CalculateRoutes`` request per leg): the map draws straight lines.
+the job's deadline is checked between blocks.
+
+Routes are drawn on the roads with ``CalculateRoutes`` (``LegGeometryFormat: Simple``, one
+LineString per leg): one request per planned route of up to 25 points (origin, 23 waypoints,
+destination), longer routes in overlapping pieces, each request billed as one route
+calculated. A request can turn it off with ``"geometry": false`` (the map then draws straight
+lines); a failure there leaves straight lines too, the plan being made already.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ TRAVEL_MODES = {"car": "Car", "truck": "Truck", "foot": "Pedestrian", "pedestria
 UNBOUNDED_BLOCK = (15, 100)  # origins x destinations per request without a boundary
 BOUNDED_BLOCK = (500, 500)  # ... within a geometry boundary
 MAX_BOUNDARY_DIAGONAL_M = 400_000.0
+ROUTE_POINTS = 25  # CalculateRoutes: an origin, at most 23 waypoints and a destination
 DEFAULT_MARGIN_M = 5_000.0  # roads just outside the points' box may be the best way
 EARTH_RADIUS_M = 6_371_008.8
 _CELL_ERRORS = {
@@ -74,6 +80,7 @@ class AmazonLocationProvider:
     boundary: str = "auto"  # "auto": a bounding box when it fits, else unbounded; "unbounded"
     margin_m: float = DEFAULT_MARGIN_M
     clock: Clock = time.monotonic
+    geometry: bool = True  # draw routes on the roads (CalculateRoutes, one request a route)
 
     def routing_boundary(self, points: Sequence[LatLon]) -> tuple[dict[str, Any], tuple[int, int]]:
         """The request's RoutingBoundary and the block size it allows."""
@@ -112,24 +119,52 @@ class AmazonLocationProvider:
                             provider=NAME, profile=profile)
 
     def leg_geometry(self, points: Sequence[LatLon], profile: str) -> list[Polyline] | None:
-        return None
+        """One polyline per leg, from CalculateRoutes, in pieces of ``ROUTE_POINTS``."""
+        mode = TRAVEL_MODES.get(profile)
+        if not self.geometry or mode is None or len(points) < 2:
+            return None
+        legs: list[Polyline] = []
+        for first in range(0, len(points) - 1, ROUTE_POINTS - 1):
+            piece = points[first:first + ROUTE_POINTS]
+            answer = self._call("calculate_routes", **_route_request(piece, mode))
+            found = answer["Routes"][0]["Legs"] if answer.get("Routes") else []
+            if len(found) != len(piece) - 1:
+                raise TravelError(f"amazon-location: {len(found)} legs for {len(piece)} points")
+            legs += [[(lat, lon) for lon, lat, *_ in leg["Geometry"]["LineString"]]
+                     for leg in found]
+        return legs
 
     def _request(self, points: Sequence[LatLon], rows: range, columns: range, mode: str,
                  boundary: Mapping[str, Any]) -> Any:
+        return self._call(
+            "calculate_route_matrix",
+            Origins=[{"Position": [points[i][1], points[i][0]]} for i in rows],
+            Destinations=[{"Position": [points[j][1], points[j][0]]} for j in columns],
+            TravelMode=mode,
+            RoutingBoundary=dict(boundary),
+        )
+
+    def _call(self, operation: str, **request: Any) -> Any:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            return self.client.calculate_route_matrix(
-                Origins=[{"Position": [points[i][1], points[i][0]]} for i in rows],
-                Destinations=[{"Position": [points[j][1], points[j][0]]} for j in columns],
-                TravelMode=mode,
-                RoutingBoundary=dict(boundary),
-            )
+            return getattr(self.client, operation)(**request)
         except ClientError as exc:
             raise _client_error(exc) from None
         except BotoCoreError as exc:
             raise ProviderUnavailable(
                 f"amazon-location: could not reach the service ({exc})") from None
+
+
+def _route_request(points: Sequence[LatLon], mode: str) -> dict[str, Any]:
+    """CalculateRoutes through ``points`` in order: every stop a waypoint it stops at."""
+    return {
+        "Origin": [points[0][1], points[0][0]],
+        "Destination": [points[-1][1], points[-1][0]],
+        "Waypoints": [{"Position": [lon, lat]} for lat, lon in points[1:-1]],
+        "TravelMode": mode,
+        "LegGeometryFormat": "Simple",
+    }
 
 
 def _cell_error(code: str, points: Sequence[LatLon], i: int, j: int) -> PointError:
@@ -152,7 +187,7 @@ def _client_error(exc: Any) -> TravelError:
             f"retry the job later): {message}")
     if code == "AccessDeniedException":
         return TravelError("amazon-location: not allowed (the poller's role needs "
-                           f"geo-routes:CalculateRouteMatrix): {message}")
+                           f"geo-routes:CalculateRouteMatrix and CalculateRoutes): {message}")
     if code == "InternalServerException":
         return ProviderUnavailable(f"amazon-location: the service failed ({message})")
     if code == "ServiceQuotaExceededException":
@@ -178,7 +213,8 @@ def _factory(options: Mapping[str, Any]) -> AmazonLocationProvider:
     client = options.get("client") or make_client(options.get("region"),
                                                   options.get("endpoint_url"))
     return AmazonLocationProvider(client=client, boundary=boundary,
-                                  margin_m=float(options.get("margin_m", DEFAULT_MARGIN_M)))
+                                  margin_m=float(options.get("margin_m", DEFAULT_MARGIN_M)),
+                                  geometry=options.get("geometry", True) is not False)
 
 
 register_provider(NAME, _factory)
