@@ -7,6 +7,7 @@ import itertools
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -54,6 +55,32 @@ def test_roads_check__answers_a_small_table(road_grid: RoadGrid) -> None:
     assert done.returncode == 0, done.stderr
     assert "profile 'car', 5 points" in done.stdout
     assert done.stdout.count(" min ") == 25
+
+
+def test_roads_build__the_bounding_box_comes_from_the_built_dataset(road_grid: RoadGrid) -> None:
+    """Read from OSRM's node file, so a PBF-built dataset has one too (check needs no --point)."""
+    import xml.etree.ElementTree as ElementTree
+
+    nodes = [(float(node.get("lat", "nan")), float(node.get("lon", "nan")))
+             for node in ElementTree.parse(road_grid.osm).getroot().iter("node")]  # noqa: S314 (the test wrote it)
+    lats, lons = [lat for lat, _ in nodes], [lon for _, lon in nodes]
+    manifest = json.loads((road_grid.car / "dataset.json").read_text(encoding="utf-8"))
+    assert manifest["bbox"] == pytest.approx([min(lats), min(lons), max(lats), max(lons)],
+                                             abs=2e-6)
+
+
+def test_roads_check__a_manifest_without_a_box_is_checked_from_the_nodes(
+        road_grid: RoadGrid, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "car"
+    shutil.copytree(road_grid.car, copy)
+    manifest = json.loads((copy / "dataset.json").read_text(encoding="utf-8"))
+    manifest["bbox"] = None  # as an older build of a .pbf wrote it
+    (copy / "dataset.json").write_text(json.dumps(manifest), encoding="utf-8")
+    done = roads_command("check", str(copy))
+    assert done.returncode == 0, done.stderr
+    assert "profile 'car', 5 points" in done.stdout
 
 
 def test_osrm_table__equals_the_grid_shortest_paths(road_grid: RoadGrid) -> None:

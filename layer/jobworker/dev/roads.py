@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -24,8 +23,6 @@ from typing import Any
 SHIPPED_PROFILES = ("car", "bicycle", "foot")
 OSM_SUFFIXES = (".osm.pbf", ".osm.bz2", ".osm", ".pbf")
 CHECK_SNAP_RADIUS_M = 5000.0  # check's sample points lie anywhere in the box: snap generously
-_NODE = re.compile(rb'<node\b[^>]*?\blat="([-0-9.]+)"[^>]*?\blon="([-0-9.]+)"')
-_NODE_LON_FIRST = re.compile(rb'<node\b[^>]*?\blon="([-0-9.]+)"[^>]*?\blat="([-0-9.]+)"')
 MIB = 1024 * 1024
 
 
@@ -163,7 +160,7 @@ def _manifest(source: Path, profile: str, script: Path, out: Path,
         "source": source.name,
         "source_bytes": source.stat().st_size,
         "profile_script": script.name,
-        "bbox": osm_xml_bbox(source),
+        "bbox": dataset_bbox(out),
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "osrm_bindings": _osrm_version(),
         "files": len(files),
@@ -181,20 +178,31 @@ def _osrm_version() -> str | None:
         return None
 
 
-def osm_xml_bbox(source: Path) -> list[float] | None:
-    """[south, west, north, east] of an OSM XML file's nodes; None for PBF (not parsed here)."""
-    if not source.name.lower().endswith(".osm"):
+def dataset_bbox(folder: Path) -> list[float] | None:
+    """[south, west, north, east] of the road nodes of the dataset built in ``folder``, read
+    from OSRM's own node file (``*.osrm.nbg_nodes``: a tar holding the coordinates as int32
+    longitude, latitude pairs in millionths of a degree), whatever the source's format."""
+    import struct
+    import tarfile
+
+    found = sorted(folder.glob("*.osrm.nbg_nodes"))
+    if not found:
         return None
-    lats: list[float] = []
-    lons: list[float] = []
-    with source.open("rb") as stream:
-        for line in stream:
-            for pattern, lat_first in ((_NODE, True), (_NODE_LON_FIRST, False)):
-                for first, second in pattern.findall(line):
-                    lat, lon = (first, second) if lat_first else (second, first)
-                    lats.append(float(lat))
-                    lons.append(float(lon))
-    return [min(lats), min(lons), max(lats), max(lons)] if lats else None
+    try:
+        with tarfile.open(found[0]) as archive:
+            count_file = archive.extractfile("/common/nbn_data/coordinates.meta")
+            data_file = archive.extractfile("/common/nbn_data/coordinates")
+            if count_file is None or data_file is None:
+                return None
+            (count,) = struct.unpack("<Q", count_file.read(8))
+            data = data_file.read(8 * count)
+    except (tarfile.TarError, KeyError, struct.error):
+        return None  # another OSRM file layout: check then needs --point
+    if count == 0 or len(data) != 8 * count:
+        return None
+    fixed = struct.unpack(f"<{2 * count}i", data)
+    lons, lats = fixed[0::2], fixed[1::2]
+    return [min(lats) / 1e6, min(lons) / 1e6, max(lats) / 1e6, max(lons) / 1e6]
 
 
 # --- check ----------------------------------------------------------------------------------
@@ -206,10 +214,11 @@ def check(folder: Path, points: Sequence[tuple[float, float]]) -> int:
         raise RoadsError(f"{folder} holds no road dataset ({_provider().MANIFEST} is missing)")
     profile = str(manifest["profile"])
     if not points:
-        if not manifest.get("bbox"):
-            raise RoadsError("this dataset records no bounding box (build reads it from .osm "
-                             "sources only): give points with --point LAT,LON")
-        points = sample_points(manifest["bbox"])
+        bbox = manifest.get("bbox") or dataset_bbox(folder)
+        if not bbox:
+            raise RoadsError("could not read where this dataset's roads are: give points "
+                             "with --point LAT,LON")
+        points = sample_points(bbox)
     provider = _provider().OsrmProvider(data=str(folder), snap_radius_m=CHECK_SNAP_RADIUS_M)
     started = time.monotonic()
     table = provider.matrix(points, profile, deadline=None)
