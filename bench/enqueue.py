@@ -2,20 +2,22 @@
 time goes.
 
 Each variant enqueues ``--jobs`` no-op jobs one call at a time, in interleaved rounds
-(medians reported), all from this process on the same server:
+(medians reported), on the same server:
 
 * ``library``: what the API's single enqueue runs, ``queue.create_job(conn, NewJob(...),
-  enqueue=True)`` inside ``engine.begin()`` (BEGIN, INSERT ... RETURNING, COMMIT).
-* ``library_autocommit``: the same call on an AUTOCOMMIT connection (one statement is its own
-  transaction: one round trip instead of three).
+  enqueue=True, commit=True)``: the insert is its own transaction (one round trip).
+* ``library_transaction``: the same insert inside ``engine.begin()`` through SQLAlchemy
+  (BEGIN, INSERT ... RETURNING, COMMIT: three round trips), as before ``commit=True``.
+* ``api``: ``POST /jobs/generate`` through the API Lambda's handler, warm, in its own process
+  (validation, the request fingerprint, the insert, the answer), at INFO.
 * ``psycopg_insert``: the floor for a single-row insert from Python: psycopg, autocommit, a
   minimal ``INSERT INTO jobs ... RETURNING job_id`` (one round trip and one commit).
 * ``pgqueuer``: ``Queries.enqueue("noop", None)`` on asyncpg (autocommit, one statement).
 
-The differences say where a library enqueue spends its time: the round trips and the commit
-(``psycopg_insert``), the two extra round trips of an explicit transaction (``library`` minus
-``library_autocommit``), and SQLAlchemy plus the row mapping (``library_autocommit`` minus
-``psycopg_insert``).
+The differences say where a single enqueue spends its time: the round trip and the commit
+(``psycopg_insert``), the two extra round trips of an explicit transaction plus SQLAlchemy's
+statement and row handling (``library_transaction`` minus ``library``), and the HTTP edge
+(``api`` minus ``library``).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from bench.common import (
     say,
 )
 
-VARIANTS = ("library", "library_autocommit", "psycopg_insert", "pgqueuer")
+VARIANTS = ("library", "library_transaction", "api", "psycopg_insert", "pgqueuer")
 MINIMAL_INSERT = ("INSERT INTO jobs (kind, progress, payload) VALUES ('noop', 'QUEUED', '{}')"
                   " RETURNING job_id")
 
@@ -54,26 +56,30 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _library(url: str, jobs: int, autocommit: bool) -> float:
+def _library(url: str, jobs: int, transaction: bool) -> float:
     from jobworker import queue
     from jobworker.aws.engine import make_engine
 
     engine = make_engine(url)
     try:
         with engine.connect() as conn:
-            if autocommit:
-                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
             conn.rollback()
             started = time.perf_counter()
             for _ in range(jobs):
-                if autocommit:
-                    queue.create_job(conn, queue.NewJob(kind="noop"), enqueue=True)
-                else:
+                if transaction:
                     with conn.begin():
                         queue.create_job(conn, queue.NewJob(kind="noop"), enqueue=True)
+                else:
+                    queue.create_job(conn, queue.NewJob(kind="noop"), enqueue=True, commit=True)
             return jobs / (time.perf_counter() - started)
     finally:
         engine.dispose()
+
+
+def _api(url: str, jobs: int) -> float | None:
+    from bench.throughput import api_enqueue
+
+    return api_enqueue(url, jobs, 0, "INFO")["single"]
 
 
 def _psycopg_insert(url: str, jobs: int) -> float:
@@ -113,8 +119,9 @@ def run(args: argparse.Namespace, server: BenchServer) -> dict[str, Any]:
     jw_url = server.migrated_database("jobworker_enqueue")
     pgq_url = server.create_database("pgqueuer_enqueue")
     variants: dict[str, Callable[[], float | None]] = {
-        "library": lambda: _library(jw_url, args.jobs, autocommit=False),
-        "library_autocommit": lambda: _library(jw_url, args.jobs, autocommit=True),
+        "library": lambda: _library(jw_url, args.jobs, transaction=False),
+        "library_transaction": lambda: _library(jw_url, args.jobs, transaction=True),
+        "api": lambda: _api(jw_url, args.jobs),
         "psycopg_insert": lambda: _psycopg_insert(jw_url, args.jobs),
         "pgqueuer": lambda: _pgqueuer(pgq_url, args.jobs),
     }
@@ -133,7 +140,9 @@ def run(args: argparse.Namespace, server: BenchServer) -> dict[str, Any]:
     return {
         **{f"{name}_per_s": rounded(rate) for name, rate in rates.items()},
         "library_single_vs_pgqueuer": ratio(rates["library"], rates["pgqueuer"]),
-        "library_autocommit_vs_pgqueuer": ratio(rates["library_autocommit"], rates["pgqueuer"]),
+        "api_single_vs_pgqueuer": ratio(rates["api"], rates["pgqueuer"]),
+        "library_transaction_vs_pgqueuer": ratio(rates["library_transaction"],
+                                                 rates["pgqueuer"]),
         "per_call_us": per_call_us,
         "jobs": args.jobs,
         "rounds": args.repeat,
@@ -149,7 +158,8 @@ def print_report(report: dict[str, Any]) -> None:
                 ("path", "jobs/s", "us per call"),
                 [(name, report[f"{name}_per_s"], us[name]) for name in VARIANTS])
     print(f"\nlibrary_single_vs_pgqueuer = {report['library_single_vs_pgqueuer']}, "
-          f"library_autocommit_vs_pgqueuer = {report['library_autocommit_vs_pgqueuer']}")
+          f"api_single_vs_pgqueuer = {report['api_single_vs_pgqueuer']}, "
+          f"library_transaction_vs_pgqueuer = {report['library_transaction_vs_pgqueuer']}")
 
 
 def main(argv: list[str]) -> int:

@@ -123,7 +123,8 @@ def test_enqueue__times_every_path(capsys: pytest.CaptureFixture[str]) -> None:
     report = run_bench(["enqueue", "--jobs", "5", "--repeat", "1"], capsys)
 
     assert report["library_per_s"] is not None
-    assert report["library_autocommit_per_s"] is not None
+    assert report["library_transaction_per_s"] is not None
+    assert report["api_per_s"] is not None
     assert report["psycopg_insert_per_s"] is not None
     if _installed("pgqueuer"):
         assert report["library_single_vs_pgqueuer"] is not None

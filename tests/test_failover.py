@@ -25,6 +25,7 @@ from jobworker.aws.timeouts import Role
 from jobworker.dev.localdb import LocalPostgres
 from jobworker.queue import NewJob
 from tests.conftest import ApiAnswer, LambdaClient
+from tests.test_api import generate_body
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -105,22 +106,32 @@ def enqueue_noop(engine: Engine) -> None:
         queue.create_jobs(conn, [NewJob(kind="noop")])
 
 
+# Both ways in: the batch insert goes through SQLAlchemy, the single enqueue straight to
+# psycopg (one statement, its own transaction): each must drop a connection gone stale.
+WRITES = {
+    "batch": ("/jobs/batch", {"jobs": [{"kind": "noop"}]}),
+    "single": ("/jobs/generate", generate_body()),
+}
+
+
+@pytest.mark.parametrize("write", sorted(WRITES))
 def test_read_only__api_answers_503_for_writes_then_recovers_by_itself(
-    api: LambdaClient, engine: Engine, read_only: ReadOnly,
+    api: LambdaClient, engine: Engine, read_only: ReadOnly, write: str,
 ) -> None:
-    created = api("POST", "/jobs/batch", {"jobs": [{"kind": "noop"}]})
+    path, body = WRITES[write]
+    created = api("POST", path, body)
     assert created.status == 202  # warm
     connects = Connects("api")
 
     read_only.begin()
-    assert_unavailable(api("POST", "/jobs/batch", {"jobs": [{"kind": "noop"}]}))
+    assert_unavailable(api("POST", path, body))
     assert connects.count == 0
-    assert_unavailable(api("POST", "/jobs/batch", {"jobs": [{"kind": "noop"}]}))
+    assert_unavailable(api("POST", path, body))
     assert connects.count >= 1, "the connection that met the read-only server was reused"
     assert api("GET", "/health").status == 200  # reads still work on a reader
     read_only.end()
 
-    assert api("POST", "/jobs/batch", {"jobs": [{"kind": "noop"}]}).status == 202
+    assert api("POST", path, body).status == 202
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM jobs")).scalar_one() == 2
 
@@ -211,15 +222,15 @@ def terminated_while_blocked(pg_server: LocalPostgres, database_url: str,
     return outcome["value"]
 
 
+@pytest.mark.parametrize("write", sorted(WRITES))
 def test_terminated_backend__api_answers_503_then_recovers(
-    api: LambdaClient, engine: Engine, pg_server: LocalPostgres, database_url: str,
+    api: LambdaClient, engine: Engine, pg_server: LocalPostgres, database_url: str, write: str,
 ) -> None:
+    path, body = WRITES[write]
     assert api("GET", "/health").status == 200  # warm
-    answer = terminated_while_blocked(
-        pg_server, database_url,
-        lambda: api("POST", "/jobs/batch", {"jobs": [{"kind": "noop"}]}))
+    answer = terminated_while_blocked(pg_server, database_url, lambda: api("POST", path, body))
     assert_unavailable(answer)
-    assert api("POST", "/jobs/batch", {"jobs": [{"kind": "noop"}]}).status == 202
+    assert api("POST", path, body).status == 202
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM jobs")).scalar_one() == 1
 

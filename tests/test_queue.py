@@ -87,6 +87,24 @@ def test_create__same_idempotency_key_other_body_is_refused(engine: Engine) -> N
             queue.create_job(conn, NewJob(idempotency_key="k1", request_hash="h2"))
 
 
+def test_create__with_commit__one_statement_committed_and_the_same_job_as_in_a_transaction(
+        engine: Engine) -> None:
+    new = NewJob(kind="noop", payload={"x": [1, "é"]}, priority=3, max_attempts=4,
+                 idempotency_key="k1", request_hash="h1")
+    with engine.connect() as conn:
+        job, created = queue.create_job(conn, new, enqueue=True, commit=True, now=T0)
+        assert created
+        assert not conn.in_transaction()
+        with engine.connect() as other:  # committed before create_job returned
+            assert queue.get_job(other, job.job_id) == job
+        again, created_again = queue.create_job(conn, new, enqueue=True, commit=True)
+        assert (again, created_again) == (job, False)
+        with pytest.raises(IdempotencyConflict):
+            queue.create_job(conn, NewJob(idempotency_key="k1", request_hash="h2"), commit=True)
+    assert (job.progress, job.payload, job.priority, job.max_attempts, job.run_at) == (
+        Progress.QUEUED, {"x": [1, "é"]}, 3, 4, T0)
+
+
 def test_create_jobs__bulk_insert_keeps_order_and_fields(engine: Engine) -> None:
     jobs = [NewJob(kind="noop", payload={"i": i}, priority=i % 3) for i in range(500)]
     with engine.begin() as conn:

@@ -42,8 +42,8 @@ def submit_job(request: JobRequest, *, enqueue: bool, idempotency_key: str | Non
     new = request.new_job(get_settings().max_attempts, idempotency_key=idempotency_key,
                           request_hash=request_hash(body) if idempotency_key is not None
                           else None)
-    with get_engine().begin() as conn:
-        job, created = queue.create_job(conn, new, enqueue=enqueue)
+    with get_engine().connect() as conn:  # one statement, committed before the answer
+        job, created = queue.create_job(conn, new, enqueue=enqueue, commit=True)
     if created and enqueue:
         kick_poller()
     return job, created

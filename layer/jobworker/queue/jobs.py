@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 from uuid import UUID
 
 from jobworker.queue.errors import (
+    UNAVAILABLE_SQLSTATES,
     IdempotencyConflict,
     IllegalTransition,
     JobNotFound,
@@ -37,6 +38,7 @@ DEFAULT_KIND = "generate_routes"
 DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_BACKOFF_BASE_SECONDS = 5.0
 DEFAULT_BACKOFF_CAP_SECONDS = 300.0
+JOB_FIELDS = tuple(f.name for f in fields(Job))  # the order of {job_columns}
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,38 +143,57 @@ class Recovered:
 
 
 def create_job(
-    conn: Connection, new: NewJob, *, enqueue: bool = False, now: datetime | None = None
+    conn: Connection, new: NewJob, *, enqueue: bool = False, commit: bool = False,
+    now: datetime | None = None,
 ) -> tuple[Job, bool]:
     """Insert one job, PENDING or (``enqueue``) QUEUED; returns ``(job, created)``.
 
     With an idempotency key already used by the same request, returns the existing job and
     ``created=False``; used by a different request, raises IdempotencyConflict.
+
+    ``commit=True`` (``conn`` outside a transaction): the insert is its own transaction,
+    committed when this returns, in one round trip (no BEGIN, no COMMIT): what a single
+    enqueue needs, at about half the cost of an explicit transaction.
     """
-    row = conn.execute(
-        query("job_create"),
-        {
-            "kind": new.kind,
-            "progress": (Progress.QUEUED if enqueue else Progress.PENDING).value,
-            "payload": json.dumps(new.payload),
-            "priority": new.priority,
-            "run_at": new.run_at,
-            "max_attempts": new.max_attempts,
-            "idempotency_key": new.idempotency_key,
-            "request_hash": new.request_hash,
-            "now": now,
-        },
-    ).one_or_none()
-    if row is not None:
-        return Job.from_row(row), True
+    params = {
+        "kind": new.kind,
+        "progress": (Progress.QUEUED if enqueue else Progress.PENDING).value,
+        "payload": json.dumps(new.payload),
+        "priority": new.priority,
+        "run_at": new.run_at,
+        "max_attempts": new.max_attempts,
+        "idempotency_key": new.idempotency_key,
+        "request_hash": new.request_hash,
+        "now": now,
+    }
+    if commit:
+        created = _committed_job(conn, "job_create", params)
+    else:
+        row = conn.execute(query("job_create"), params).one_or_none()
+        created = None if row is None else Job.from_row(row)
+    if created is not None:
+        return created, True
     assert new.idempotency_key is not None  # only a key conflict makes the insert a no-op
-    existing = Job.from_row(
-        conn.execute(
-            query("job_get_by_idempotency_key"), {"idempotency_key": new.idempotency_key}
-        ).one()
-    )
+    by_key = {"idempotency_key": new.idempotency_key}
+    found = (_committed_job(conn, "job_get_by_idempotency_key", by_key) if commit
+             else Job.from_row(conn.execute(query("job_get_by_idempotency_key"), by_key).one()))
+    if found is None:
+        raise RuntimeError("the job holding this idempotency key is gone")  # deleted meanwhile
+    existing = found
     if existing.request_hash != new.request_hash:
         raise IdempotencyConflict(new.idempotency_key, existing.job_id)
     return existing, False
+
+
+def _committed_job(conn: Connection, name: str, params: Mapping[str, Any]) -> Job | None:
+    """The one job row a statement returns, run as its own transaction (None: no row)."""
+    rows = _binary_rows(conn, name, params, commit=True)
+    if not rows:
+        return None
+    # The statement returns {job_columns}: Job's fields, in their order (rows.job_select_list).
+    values = dict(zip(JOB_FIELDS, rows[0], strict=True))
+    values["progress"] = Progress(values["progress"])
+    return Job(**values)
 
 
 def create_jobs(
@@ -384,8 +405,14 @@ def _binary_rows(conn: Connection, name: str, params: Mapping[str, Any], *,
             cursor.execute(statement, params)
             rows: list[Any] = cursor.fetchall()
     except psycopg.Error as exc:
+        # What SQLAlchemy does for the statements it runs: a connection that died, or whose
+        # server turned read-only or is shutting down, is not handed out again.
+        gone = (driver.closed or getattr(exc, "sqlstate", None) in UNAVAILABLE_SQLSTATES
+                or conn.dialect.is_disconnect(exc, driver, None))  # type: ignore[arg-type]
+        if gone:
+            conn.invalidate(exc)
         raise DBAPIError.instance(statement, dict(params), exc, psycopg.Error,
-                                  dialect=conn.dialect) from exc
+                                  dialect=conn.dialect, connection_invalidated=gone) from exc
     finally:
         if commit and not driver.closed:
             driver.autocommit = False
