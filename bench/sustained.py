@@ -64,6 +64,9 @@ def _parser(prog: str = "jobworker bench sustained", hold: float = 0.0) -> argpa
     parser.add_argument("--hold-xmin-seconds", type=float, default=hold,
                         help=f"hold a REPEATABLE READ transaction this long mid-run "
                              f"(default {hold:g})")
+    parser.add_argument("--peer", choices=("pgqueuer", "none"), default="pgqueuer",
+                        help="with a hold: run PgQueuer through the same load and hold after "
+                             "jobworker (default pgqueuer)")
     parser.add_argument("--json", action="store_true", help="end with one JSON line")
     return parser
 
@@ -116,12 +119,12 @@ def _sweep_loop(url: str, period: float, retention: float, stop: threading.Event
 
 
 def _hold_xmin(url: str, at: float, seconds: float, stop: threading.Event,
-               window: list[float]) -> None:
+               window: list[float], table: str = "jobs") -> None:
     if stop.wait(at):
         return
     with psycopg.connect(url) as conn:
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        conn.execute("SELECT count(*) FROM jobs").fetchone()  # the snapshot is taken here
+        conn.execute(f"SELECT count(*) FROM {table}").fetchone()  # the snapshot is taken here
         window.append(time.monotonic())
         stop.wait(seconds)
         window.append(time.monotonic())
@@ -236,7 +239,26 @@ def run(args: argparse.Namespace, server: BenchServer) -> dict[str, Any]:
     report = _report(args, rate, drain_rate, buckets, sum(sent), sum(pruned), setting)
     if args.hold_xmin_seconds:
         report.update(_held_phases(args, window, claims, ran_at))
+        report["peer"] = _peer_held(server, args, rate)
     return report
+
+
+def _peer_held(server: BenchServer, args: argparse.Namespace, rate: float) -> dict[str, Any]:
+    """PgQueuer through the same offered load and the same hold, in the same run."""
+    if args.peer == "none":
+        return {"skipped": "--peer none"}
+    try:
+        import pgqueuer  # noqa: F401
+    except ImportError:
+        return {"skipped": "pgqueuer is not installed (pip install -e '.[bench]')"}
+    from bench.peer_sustained import run_peer
+
+    quiesce(server.url)
+    ran = run_peer(server, args, rate, _hold_xmin)
+    if "error" in ran:
+        return {"error": ran["error"]}
+    return {"name": "pgqueuer", "enqueued": ran["enqueued"],
+            **_held_phases(args, ran["window"], ran["claims"], ran["ran_at"])}
 
 
 def _report(args: argparse.Namespace, rate: float, drain_rate: float | None,
@@ -297,10 +319,15 @@ def print_report(report: dict[str, Any]) -> None:
           f"{report['last_vs_first_lag_p99']}, claim p99 {report['last_vs_first_claim_p99']}, "
           f"jobs size {report['last_vs_first_jobs_bytes']}; pruned {report['pruned']}")
     if "hold_xmin_seconds" in report:
-        print(f"jobs/s before / during / after the hold: {report.get('jobs_per_s_before')} / "
-              f"{report.get('jobs_per_s_during')} / {report.get('jobs_per_s_after')}; "
-              f"claim p99 ms {report.get('claim_p99_ms_before')} / "
-              f"{report.get('claim_p99_ms_during')} / {report.get('claim_p99_ms_after')}")
+        for name, held in (("jobworker", report), ("PgQueuer", report.get("peer") or {})):
+            if "jobs_per_s_before" not in held:
+                print(f"{name}: {held}")
+                continue
+            print(f"{name}: jobs/s before / during / after the hold: "
+                  f"{held.get('jobs_per_s_before')} / {held.get('jobs_per_s_during')} / "
+                  f"{held.get('jobs_per_s_after')}; claim p99 ms "
+                  f"{held.get('claim_p99_ms_before')} / {held.get('claim_p99_ms_during')} / "
+                  f"{held.get('claim_p99_ms_after')}")
 
 
 def main(argv: list[str]) -> int:

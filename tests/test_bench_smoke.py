@@ -154,6 +154,14 @@ def test_held_xmin__reports_the_phases_of_the_hold(capsys: pytest.CaptureFixture
     assert "hold_error" not in report
     assert report["jobs_per_s_during"] is not None
     assert report["claim_p99_ms_during"] is not None
+    peer = report["peer"]
+    if _installed("pgqueuer"):  # the peer through the same load and hold, in the same run
+        assert "hold_error" not in peer, peer
+        assert peer["enqueued"] > 0
+        assert peer["jobs_per_s_during"] is not None
+        assert peer["claim_p99_ms_during"] is not None
+    else:
+        assert "not installed" in peer["skipped"]
 
 
 @pytest.mark.bench_smoke
