@@ -61,7 +61,7 @@ typecheck: install
 	$(BIN)/mypy
 
 pytest: install db-tools
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=15
 
 ## pgbouncer (pooler lane) and PostgreSQL 15 with OpenSSL (TLS tests): apt-get where root.
 db-tools:
