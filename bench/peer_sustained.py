@@ -50,7 +50,7 @@ def pgqueuer_worker(url: str, batch_size: int, ready: Event, go: Event, stop: Ev
         finally:
             claims_at.append((time.monotonic(), (time.perf_counter() - started) * 1000))
 
-    Queries.dequeue = timed_dequeue  # type: ignore[method-assign]
+    Queries.dequeue = timed_dequeue  # type: ignore[method-assign, unused-ignore]
 
     async def main() -> None:
         manager = QueueManager(Queries(await _pgqueuer_driver(url)))
