@@ -160,7 +160,7 @@ class Poller:
         ran: set[UUID] = set()
         if log.isEnabledFor(logging.INFO):  # a thousand lines: formatted and written at once
             log_each(log, logging.INFO, [("Found job", about(job)) for job in jobs])
-        in_time = finished = False
+        in_time = False  # True once every job of the batch had its turn
         announced_until = 0  # jobs[:announced_until] had their "Starting job" line printed
         try:
             for index, (job, job_flags) in enumerate(zip(jobs, flags, strict=True)):
@@ -185,9 +185,9 @@ class Poller:
                                       announced=index < announced_until)
                 self._record(ledger, job, ended)
             else:
-                in_time = finished = True
+                in_time = True
         finally:
-            if not finished:  # else the next claim writes them (see _claim)
+            if not in_time:  # else the next claim writes them (see _claim)
                 self._flush(ledger)
             # Only this batch's: completions buffered from earlier batches stay held.
             self._release(conn, heartbeat.held_of(job.job_id for job in jobs
