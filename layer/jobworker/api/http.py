@@ -25,6 +25,7 @@ from aws_lambda_powertools.event_handler import Response, content_types
 
 from jobworker.aws.secrets import SecretUnavailable
 from jobworker.aws.settings import ConfigError
+from jobworker.problems import FieldProblem, field_problems
 from jobworker.queue.errors import (
     IdempotencyConflict,
     IllegalTransition,
@@ -33,7 +34,6 @@ from jobworker.queue.errors import (
     RoutesNotAvailable,
     is_database_unavailable,
 )
-from jobworker.queue.problems import FieldProblem, field_problems
 from jobworker.queue.storable import dotted, inspect_json
 
 log = logging.getLogger("jobworker.http")

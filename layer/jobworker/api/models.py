@@ -18,12 +18,13 @@ from pydantic import (
     model_validator,
 )
 
+import jobworker.routes.job  # noqa: F401  (registers generate_routes, the default kind)
 from jobworker.api.http import InvalidCursor
 from jobworker.api.public import PublicForm
 from jobworker.kinds import kind_spec
+from jobworker.problems import describe, field_problems
 from jobworker.queue import DEFAULT_KIND, FinishedMinute, Job, NewJob, QueueStats
 from jobworker.queue.errors import PermanentJobError
-from jobworker.queue.problems import describe, field_problems
 from jobworker.queue.progress import Progress
 from jobworker.routes.plan import PlannedRoute, SolverInfo, UnassignedStop
 

@@ -22,13 +22,13 @@ from pydantic import (
     model_validator,
 )
 
+from jobworker.problems import field_problems
 from jobworker.queue import (
     DEFAULT_BACKOFF_BASE_SECONDS,
     DEFAULT_BACKOFF_CAP_SECONDS,
     DEFAULT_MAX_ATTEMPTS,
 )
 from jobworker.queue.errors import JobworkerError
-from jobworker.queue.problems import field_problems
 
 # The poller holds one connection for its work and its heartbeat thread another: with one,
 # the heartbeat waits for the work's connection and leases expire under a healthy worker.

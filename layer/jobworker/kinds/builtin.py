@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from jobworker.kinds.registry import JobContext, JobOutcome, job_kind
+from jobworker.problems import describe, field_problems
 from jobworker.queue.errors import PermanentJobError, TransientJobError
 
 
@@ -31,7 +32,8 @@ def simulate(ctx: JobContext) -> JobOutcome | None:
     try:
         payload = SimulatePayload.model_validate(ctx.payload)
     except ValidationError as exc:
-        raise PermanentJobError(f"invalid simulate payload: {exc.errors()[0]['msg']}") from None
+        problems = describe(field_problems(exc.errors()))
+        raise PermanentJobError(f"invalid simulate payload: {problems}") from None
     ctx.wait(payload.seconds)
     if payload.fail == "permanent":
         raise PermanentJobError("simulated permanent failure")

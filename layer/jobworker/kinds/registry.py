@@ -4,8 +4,9 @@ A handler receives a :class:`JobContext` and returns a :class:`JobOutcome` (or `
 must return, or raise, by ``ctx.deadline``; long work calls ``ctx.checkpoint()`` now and then,
 which raises when the job was cancelled, its lease was lost, or its deadline passed.
 
-Built in: ``generate_routes`` (the default kind), ``simulate`` (sleeps, like the seed's
-placeholder) and ``noop``. More kinds come from modules named in ``JOBWORKER_PLUGINS``
+Built in: ``simulate`` (sleeps, like the seed's placeholder) and ``noop`` here, and
+``generate_routes`` (the default kind) in ``jobworker.routes.job``, wired in by the poller and
+the API, which import it. More kinds come from modules named in ``JOBWORKER_PLUGINS``
 (comma-separated); each is imported once and registers its kinds with :func:`job_kind`.
 """
 
@@ -166,8 +167,10 @@ class KindSpec:
     links: tuple[str, ...] = ()  # sub-resources of its jobs the API links: /jobs/{id}/<link>
 
 
-# Imported by name, not statically: the registry sits below the kinds that register with it.
-BUILTIN_KIND_MODULES = ("jobworker.kinds.builtin", "jobworker.routes.job")
+# The kinds of this room. ``generate_routes`` registers itself when a room above the route
+# feature (the poller, the API) imports ``jobworker.routes.job``: the registry never names a
+# room above it.
+BUILTIN_KIND_MODULES = ("jobworker.kinds.builtin",)
 
 _registry: dict[str, KindSpec] = {}
 _plugins_loaded = False

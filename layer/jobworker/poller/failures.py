@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
+from jobworker.problems import describe, field_problems
 from jobworker.queue.errors import JobFailure, is_database_unavailable
 
 if TYPE_CHECKING:  # SQLAlchemy loads on first use, not on import
@@ -34,9 +35,8 @@ def classify(exc: BaseException) -> Failure:
     if isinstance(exc, JobFailure):
         return Failure(short(str(exc) or type(exc).__name__), exc.permanent)
     if isinstance(exc, ValidationError):
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "payload"
-        return Failure(short(f"invalid payload: {where}: {first['msg']}"), permanent=True)
+        return Failure(short(f"invalid payload: {describe(field_problems(exc.errors()))}"),
+                       permanent=True)
     if isinstance(exc, IntegrityError | DataError):
         return Failure(short(f"the database refused the job's results: {_database_says(exc)}"),
                        permanent=True)

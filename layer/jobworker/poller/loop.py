@@ -24,6 +24,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
+import jobworker.routes.job  # noqa: F401  (registers generate_routes, the default kind)
 from jobworker import queue
 from jobworker.aws.logs import log_each
 from jobworker.kinds import JobContext, JobHandler, JobOutcome, handler_for

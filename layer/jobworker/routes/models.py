@@ -31,6 +31,8 @@ from pydantic import (
     model_validator,
 )
 
+from jobworker.problems import describe, field_problems
+
 MINUTES_PER_DAY = 1440
 HORIZON_MINUTES = 7 * MINUTES_PER_DAY
 MAX_LOCATIONS = 5000
@@ -507,12 +509,4 @@ class GenerateRoutesRequest(BaseModel):
 
 def describe_validation_error(exc: ValidationError, limit: int = 5) -> str:
     """One line a dispatcher can read: ``where: what`` for the first few errors."""
-    parts = []
-    for error in exc.errors()[:limit]:
-        where = ".".join(str(part) for part in error["loc"])
-        message = error["msg"].removeprefix("Value error, ")
-        parts.append(f"{where}: {message}" if where else message)
-    more = exc.error_count() - limit
-    if more > 0:
-        parts.append(f"and {more} more")
-    return "; ".join(parts)
+    return describe(field_problems(exc.errors()), limit)

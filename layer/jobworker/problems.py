@@ -1,8 +1,10 @@
 """Where a value is wrong and why: the one reading of pydantic's validation errors.
 
 The API answers with one detail per problem, the settings name the environment variable, and
-job kinds put the one-line description in a failure reason. Every caller reads pydantic's
-error dicts through :func:`field_problems`, so a message reads the same wherever it shows.
+job kinds and the poller put the one-line description in a failure reason. Every caller reads
+pydantic's error dicts through :func:`field_problems`, so a message reads the same wherever
+it shows. Stdlib only and outside every room, so that each room (route generation's core
+included, which may not import the queue) can use it.
 """
 
 from __future__ import annotations
