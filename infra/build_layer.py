@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYER_SOURCE = ROOT / "layer"
 PACKAGE = "jobworker"
 PYPROJECT = ROOT / "pyproject.toml"
+CA_BUNDLE = Path(PACKAGE) / "aws" / "certs" / "rds-ca-bundle.pem"  # see its README
 
 TARGET_PYTHON = (3, 12)
 # Lambda's python3.12 runtime is Amazon Linux 2023 (glibc 2.34): any manylinux wheel up to
@@ -203,6 +204,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def warn_without_ca_bundle(site: Path) -> bool:
+    """Say so when the layer has no RDS CA bundle: the template's functions connect with
+    verify-full and would refuse to start (at the migration, late in a deploy)."""
+    if (site / CA_BUNDLE).is_file():
+        return False
+    print(f"warning: no {CA_BUNDLE} in the layer: functions deployed with the template "
+          "(DB_SSLMODE=verify-full) will refuse to start; put the RDS bundle there first "
+          "(layer/jobworker/aws/certs/README.md)", file=sys.stderr)
+    return True
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if sys.version_info[:2] != TARGET_PYTHON:
@@ -221,6 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  {entry_size / MB:7.1f} MB  {name}")
     modules = package_modules(site)
     print(f"jobworker modules in the layer ({len(modules)}): {', '.join(modules)}")
+    warn_without_ca_bundle(site)
     if size > args.max_mb * MB:
         print(f"error: the layer is {size / MB:.1f} MB, over the {args.max_mb:.0f} MB budget "
               f"(Lambda's limit is {LAMBDA_LIMIT_MB:.0f} MB with the function code)",

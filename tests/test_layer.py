@@ -111,6 +111,27 @@ def test_the_layer_ships_the_runtime_without_the_dev_kit(layer: Path) -> None:
     assert (layer / "jobworker" / "queue" / "queries.sql").is_file()
 
 
+def test_the_layer_ships_the_dashboard_and_says_when_the_ca_bundle_is_missing(
+        layer: Path, tmp_path: Path) -> None:
+    """The API serves /ui/ from the layer (with the vendored map library, when make install
+    fetched it), and a build without the RDS bundle warns before a deploy would fail."""
+    sys.path.insert(0, str(ROOT / "infra"))
+    try:
+        from build_layer import CA_BUNDLE, warn_without_ca_bundle
+    finally:
+        sys.path.remove(str(ROOT / "infra"))
+    ui = layer / "jobworker" / "api" / "ui"
+    for name in ("index.html", "app.js", "map.js", "app.css"):
+        assert (ui / name).is_file(), name
+    if (ROOT / "layer" / "jobworker" / "api" / "ui" / "vendor" / "leaflet.js").is_file():
+        assert (ui / "vendor" / "leaflet.js").is_file()
+    has_bundle = (ROOT / "layer" / CA_BUNDLE).is_file()
+    assert warn_without_ca_bundle(layer) is not has_bundle
+    (tmp_path / CA_BUNDLE).parent.mkdir(parents=True)
+    (tmp_path / CA_BUNDLE).write_text("-----BEGIN CERTIFICATE-----\n")
+    assert warn_without_ca_bundle(tmp_path) is False
+
+
 def test_the_layer_alone_runs_every_handler(layer: Path, lambda_runtime: Path,
                                             lambda_python: str, database_url: str,
                                             engine: Engine, tmp_path: Path) -> None:

@@ -87,7 +87,7 @@ def secret_env(api: LambdaClient, monkeypatch: pytest.MonkeyPatch,
 
     def configure(secret_arn: str, **overrides: str) -> None:
         monkeypatch.delenv("DATABASE_URL", raising=False)
-        for name in ("DB_HOST", "DB_NAME"):
+        for name in ("DB_HOST", "DB_PORT", "DB_NAME"):
             monkeypatch.delenv(name, raising=False)
         monkeypatch.setenv("DB_SECRET_ARN", secret_arn)
         for name, value in overrides.items():
@@ -153,6 +153,21 @@ def test_secret__empty_overrides_mean_the_secrets_own_values(
     assert api("GET", "/jobs/stats").status == 200
     url = engine_url()
     assert (url.host, url.database) == (database["host"], database["dbname"])
+
+
+def test_secret__of_a_runtime_role__host_port_and_name_come_from_the_environment(
+    api: LambdaClient, secretsmanager: SecretsManager, secret_env: Any,
+    database: dict[str, Any],
+) -> None:
+    """A runtime role's secret holds a username and password only (template.yaml's
+    ApiDbSecret); DB_HOST, DB_PORT and DB_NAME say where, as the template sets them."""
+    credentials = {key: database[key] for key in ("username", "password")}
+    secret_env(secretsmanager.store(credentials), DB_HOST=str(database["host"]),
+               DB_PORT=str(database["port"]), DB_NAME=database["dbname"])
+    assert api("GET", "/jobs/stats").status == 200
+    url = engine_url()
+    assert (url.host, url.port, url.database) == (
+        database["host"], int(database["port"]), database["dbname"])
 
 
 def test_secret__missing_dbname_defaults_to_postgres(
@@ -264,7 +279,7 @@ def stubbed_secrets(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     monkeypatch.setitem(base.DEFAULT_PROVIDERS, "secrets",
                         parameters.SecretsProvider(boto3_client=client))
     monkeypatch.delenv("DATABASE_URL", raising=False)
-    for name in ("DB_HOST", "DB_NAME"):
+    for name in ("DB_HOST", "DB_PORT", "DB_NAME"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DB_SECRET_ARN", ARN)
     runtime.reset()

@@ -215,6 +215,22 @@ def test_connections_disable_prepared_statements() -> None:
     }
 
 
+def test_an_existing_database_says_where_the_runtime_roles_connect() -> None:
+    """The role secrets carry no host, port or dbname: with an existing database the stack
+    refuses to deploy without DbProxyEndpoint and DbName, and passes DbPort on."""
+    variables = template()["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["DB_PORT"] == {"Fn::If": ["CreateDatabase", "5432", ref("DbPort")]}
+    assert variables["DB_NAME"] == {"Fn::If": ["HasDbName", ref("DbName"), "jobworker"]}
+    rule = template()["Rules"]["ExistingDatabaseNeedsWhereAndWhich"]
+    assert rule["RuleCondition"] == {"Fn::Not": [{"Fn::Equals": [ref("DbSecretArn"), ""]}]}
+    required = [assertion["Assert"]["Fn::Not"][0]["Fn::Equals"][0]
+                for assertion in rule["Assertions"]]
+    assert required == [ref("DbProxyEndpoint"), ref("DbName")]
+    outputs = template()["Outputs"]
+    assert {outputs[f"{name}DbSecretArn"]["Value"]["Ref"] for name in ("Api", "Poller", "Sweeper")
+            } == {"ApiDbSecret", "PollerDbSecret", "SweeperDbSecret"}
+
+
 # --- IAM ------------------------------------------------------------------------------------
 
 def statements(name: str) -> list[dict[str, Any]]:

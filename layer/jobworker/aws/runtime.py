@@ -26,8 +26,8 @@ def database_url(config: Settings) -> str | URL:
         from jobworker.aws.secrets import database_url_from_secret
 
         return database_url_from_secret(
-            config.db_secret_arn, host=config.db_host, database=config.db_name
-        )
+            config.db_secret_arn, host=config.db_host, port=config.db_port,
+            database=config.db_name)
     raise ConfigError("no database configured: set DATABASE_URL, or DB_SECRET_ARN in AWS")
 
 

@@ -68,11 +68,12 @@ def read_secret(secret_arn: str) -> dict[str, Any]:
 
 
 def database_url_from_secret(secret_arn: str, *, host: str | None = None,
-                             database: str | None = None) -> URL:
+                             port: int | None = None, database: str | None = None) -> URL:
     """Build the URL from an RDS-style secret: username, password, host, port, dbname.
 
-    ``host`` overrides the secret's host (point it at the RDS Proxy endpoint); empty values
-    mean "use the secret's".
+    ``host`` overrides the secret's host (point it at the RDS Proxy endpoint), ``port`` and
+    ``database`` its port and dbname; empty values mean "use the secret's". The runtime roles'
+    secrets hold only username and password: the template gives all three.
     """
     from sqlalchemy.engine import URL
 
@@ -82,7 +83,7 @@ def database_url_from_secret(secret_arn: str, *, host: str | None = None,
         username=secret["username"],
         password=secret["password"],
         host=host or secret.get("host"),
-        port=int(secret.get("port", 5432)),
+        port=port or int(secret.get("port", 5432)),
         database=database or secret.get("dbname") or "postgres",
         query={"sslmode": "require"},
     )

