@@ -23,6 +23,7 @@ from tests.test_cli import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 ACCESS_KEY = "AKIDEXAMPLEFAKE"
+SECRET_KEY = "fake-secret"
 REGION = "eu-west-1"
 
 
@@ -39,7 +40,8 @@ class SignedOnlyApi(BaseHTTPRequestHandler):
         self.seen.append({"method": self.command, "path": self.path, "auth": auth,
                           "date": self.headers.get("X-Amz-Date"), "body": body})
         signed = auth.startswith(f"AWS4-HMAC-SHA256 Credential={ACCESS_KEY}/") and \
-            f"/{REGION}/execute-api/aws4_request" in auth and "Signature=" in auth
+            f"/{REGION}/execute-api/aws4_request" in auth and \
+            self._signature_holds(auth, body)
         status, answer = (200, {"counts": {"QUEUED": 7}, "echo": body.decode()}) if signed \
             else (403, {"message": "Forbidden"})
         data = json.dumps(answer).encode()
@@ -48,6 +50,25 @@ class SignedOnlyApi(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+    def _signature_holds(self, auth: str, body: bytes) -> bool:
+        """Recompute the signature from what arrived (method, path and query, the signed
+        headers, the body), as API Gateway does: a wrong path, query or body hash fails."""
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+
+        fields = dict(part.strip().split("=", 1)
+                      for part in auth.removeprefix("AWS4-HMAC-SHA256 ").split(","))
+        signed_headers = fields["SignedHeaders"].split(";")
+        request = AWSRequest(method=self.command, url=f"http://{self.headers['Host']}{self.path}",
+                             data=body, headers={name: self.headers[name]
+                                                 for name in signed_headers})
+        request.context["timestamp"] = self.headers["X-Amz-Date"]
+        signer = SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY), "execute-api", REGION)
+        expected = signer.signature(
+            signer.string_to_sign(request, signer.canonical_request(request)), request)
+        return bool(fields["Signature"] == expected)
 
     do_GET = do_POST = _answer  # noqa: N815 (the names http.server calls)
 
@@ -67,7 +88,7 @@ def upstream() -> Iterator[str]:
 
 def aws_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update({"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": "fake-secret",
+    env.update({"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
                 "AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
                 "AWS_EC2_METADATA_DISABLED": "true", **extra})
     return env
@@ -92,9 +113,12 @@ def dashboard(upstream: str) -> Iterator[str]:
     process.wait(timeout=30)
 
 
-def fetch(url: str, body: bytes | None = None) -> tuple[int, bytes, str]:
-    request = urllib.request.Request(url, data=body, method="POST" if body else "GET",
-                                     headers={"Content-Type": "application/json"})
+def fetch(url: str, body: bytes | None = None, *, method: str | None = None,
+          data: bytes | None = None, headers: dict[str, str] | None = None
+          ) -> tuple[int, bytes, str]:
+    body = data if data is not None else body
+    request = urllib.request.Request(url, data=body, method=method or ("POST" if body else "GET"),
+                                     headers=headers or {"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=30) as answer:
             return answer.status, answer.read(), answer.headers.get("Content-Type", "")
@@ -105,6 +129,28 @@ def fetch(url: str, body: bytes | None = None) -> tuple[int, bytes, str]:
 def test_stand_in_refuses_unsigned_calls(upstream: str) -> None:
     status, _, _ = fetch(upstream + "/jobs/stats")
     assert status == 403
+
+
+def _signed_call(upstream: str, *, secret: str, signed_body: bytes, sent_body: bytes
+                 ) -> int:
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    request = AWSRequest(method="POST", url=upstream + "/jobs?kind=noop", data=signed_body,
+                         headers={"Content-Type": "application/json"})
+    SigV4Auth(Credentials(ACCESS_KEY, secret), "execute-api", REGION).add_auth(request)
+    status, _, _ = fetch(upstream + "/jobs?kind=noop", method="POST", data=sent_body,
+                         headers=dict(request.headers.items()))
+    return status
+
+
+def test_stand_in_checks_the_signature_not_its_shape(upstream: str) -> None:
+    body = b'{"kind": "noop"}'
+    assert _signed_call(upstream, secret=SECRET_KEY, signed_body=body, sent_body=body) == 200
+    assert _signed_call(upstream, secret="another", signed_body=body, sent_body=body) == 403
+    assert _signed_call(upstream, secret=SECRET_KEY, signed_body=body,
+                        sent_body=b'{"kind": "evil"}') == 403
 
 
 def test_dashboard__serves_the_page_locally(dashboard: str) -> None:
