@@ -254,6 +254,24 @@ def test_fleet_job__matrix_of_the_wrong_shape__422_naming_it(api: LambdaClient) 
     assert "matrix.durations must be 6 x 6" in answer.text
 
 
+def test_fleet_job__several_cross_field_problems__one_detail_per_field(
+        api: LambdaClient) -> None:
+    """Rules across fields (dimensions against capacities, depot ids) each name their own
+    field, not one joined message at the body."""
+    body = fleet_request(3)
+    body["location_group"]["locations"][1]["demand"] = [1, 2, 3]
+    body["settings"]["vehicles"][0]["start"] = "north"
+
+    answer = api("POST", "/jobs/generate", body)
+
+    assert answer.status == 422
+    details = {detail["field"]: detail["message"] for detail in answer.json["error"]["details"]}
+    assert set(details) == {"body.location_group.locations.1.demand",
+                            "body.settings.vehicles.0.start"}, details
+    assert "3 dimension(s)" in details["body.location_group.locations.1.demand"]
+    assert "north" in details["body.settings.vehicles.0.start"]
+
+
 def test_fleet_job__more_than_the_poller_memory_holds__422_before_queueing(
     api: LambdaClient, engine: Engine, monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -28,6 +28,17 @@ class FieldProblem:
         return {"field": self.field, "message": self.message, "type": self.type}
 
 
+class ProblemsBelow(ValueError):
+    """Raised by a validator that checks several fields together (a request's cross-field
+    rules): each problem keeps its own path below the validated object, so the API answers
+    one detail per field instead of one joined message at the object."""
+
+    def __init__(self, problems: Iterable[tuple[str, str]]) -> None:
+        self.problems = list(problems)  # (dotted path below the object, message)
+        super().__init__("; ".join(f"{path}: {message}" if path else message
+                                   for path, message in self.problems))
+
+
 def field_problems(errors: Iterable[Mapping[str, Any]], *, separator: str = ".",
                    root: str | None = None) -> list[FieldProblem]:
     """pydantic's ``errors()`` as problems; ``root`` is put in front of every path."""
@@ -36,8 +47,14 @@ def field_problems(errors: Iterable[Mapping[str, Any]], *, separator: str = ".",
         parts = [str(part) for part in error.get("loc", ())]
         if root is not None:
             parts.insert(0, root)
-        problems.append(FieldProblem(separator.join(parts), _message(error),
-                                     str(error.get("type", "invalid")), error.get("input")))
+        kind = str(error.get("type", "invalid"))
+        below = (error.get("ctx") or {}).get("error")
+        if isinstance(below, ProblemsBelow):
+            problems += [FieldProblem(separator.join([*parts, *filter(None, path.split("."))]),
+                                      message, kind) for path, message in below.problems]
+            continue
+        problems.append(FieldProblem(separator.join(parts), _message(error), kind,
+                                     error.get("input")))
     return problems
 
 

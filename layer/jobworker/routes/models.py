@@ -31,7 +31,7 @@ from pydantic import (
     model_validator,
 )
 
-from jobworker.problems import describe, field_problems
+from jobworker.problems import ProblemsBelow, describe, field_problems
 
 MINUTES_PER_DAY = 1440
 HORIZON_MINUTES = 7 * MINUTES_PER_DAY
@@ -464,8 +464,8 @@ class GenerateRoutesRequest(BaseModel):
         from jobworker.routes.checks import request_problems
 
         problems = request_problems(self)
-        if problems:
-            raise ValueError("; ".join(problems))
+        if problems:  # each starts with its field: one API detail per field
+            raise ProblemsBelow(problem.partition(": ")[::2] for problem in problems)
         return self
 
     def fleet(self) -> list[VehicleType]:
