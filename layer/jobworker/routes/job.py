@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from jobworker.kinds import JobContext, JobOutcome, job_kind
+from jobworker.kinds import JobContext, JobOutcome, Limits, job_kind
 from jobworker.queue.errors import PermanentJobError, TransientJobError
+from jobworker.queue.problems import FieldProblem
 from jobworker.routes.models import GenerateRoutesRequest, describe_validation_error
 from jobworker.routes.store import save_plan
 
@@ -24,7 +25,18 @@ if TYPE_CHECKING:  # SQLAlchemy loads on first use, not on import
 log = logging.getLogger("jobworker.routes")
 
 
-@job_kind("generate_routes", GenerateRoutesRequest, links=("routes",))
+def route_admission(request: GenerateRoutesRequest, limits: Limits) -> list[FieldProblem]:
+    """What the deployment's poller could never hold of a route request: its memory (a job
+    larger would run out of it on every attempt)."""
+    from jobworker.routes.checks import memory_problem
+
+    too_big = memory_problem(request, limits.poller_memory_mb)
+    if too_big is None:
+        return []
+    return [FieldProblem("location_group.locations", too_big, "too_large_for_poller")]
+
+
+@job_kind("generate_routes", GenerateRoutesRequest, links=("routes",), admit=route_admission)
 def generate_routes(ctx: JobContext) -> JobOutcome:
     """Solve the vehicle routing problem in the payload and store the route group."""
     from uuid import UUID
