@@ -10,6 +10,9 @@ from jobworker.kinds.registry import (
     JobSignals,
     KindSpec,
     Limits,
+    NotEnoughTime,
+    SetupEstimate,
+    SetupTime,
     StopSignals,
     SystemClock,
     admission_problems,
@@ -21,6 +24,7 @@ from jobworker.kinds.registry import (
 )
 
 __all__ = ["SYSTEM_CLOCK", "Admission", "Clock", "JobContext", "JobHandler", "JobOutcome",
-           "JobSignals", "KindSpec", "Limits", "StopSignals", "SystemClock",
+           "JobSignals", "KindSpec", "Limits", "NotEnoughTime", "SetupEstimate", "SetupTime",
+           "StopSignals", "SystemClock",
            "admission_problems", "handler_for", "job_kind", "kind_spec", "known_kinds",
            "load_plugins"]

@@ -159,6 +159,34 @@ JobHandler = Callable[[JobContext], JobOutcome | None]
 
 
 @dataclass(frozen=True, slots=True)
+class SetupTime:
+    """Work a job must do before it has anything to show or can stop early (route jobs build
+    their travel matrices and solver first): the poller starts such a job only with this
+    much time left."""
+
+    seconds: float
+    what: str  # how a reason names that work: "setting up 3000 stops"
+
+
+# A kind's setup estimate, from the job's payload as decoded JSON (not validated: the poller
+# asks before the job starts; an unusable payload gets None and fails in the handler).
+SetupEstimate = Callable[[Mapping[str, Any]], SetupTime | None]
+
+
+class NotEnoughTime(Exception):
+    """Raised by job work before it has done anything: its setup does not fit the time left.
+    Not a failure: the poller hands the job back unstarted (its attempt given back, its
+    place in the queue kept) for an invocation with more time, or, when no invocation could
+    ever have that much, fails it saying so."""
+
+    def __init__(self, setup: SetupTime, left_seconds: float) -> None:
+        super().__init__(f"{left_seconds:.1f} s left, {setup.what} takes about "
+                         f"{setup.seconds:.1f} s")
+        self.setup = setup
+        self.left_seconds = left_seconds
+
+
+@dataclass(frozen=True, slots=True)
 class Limits:
     """What the deployment's poller has: a job that needs more could never run there."""
 
@@ -179,6 +207,7 @@ class KindSpec:
     payload_model: type[BaseModel] | None = None
     links: tuple[str, ...] = ()  # sub-resources of its jobs the API links: /jobs/{id}/<link>
     admit: Admission | None = None
+    setup: SetupEstimate | None = None
 
 
 # Imported by name, not statically: the registry sits below the kinds that register with it.
@@ -190,18 +219,20 @@ _plugins_lock = threading.Lock()
 
 
 def job_kind(name: str, payload_model: type[BaseModel] | None = None,
-             links: tuple[str, ...] = (), *,
-             admit: Admission | None = None) -> Callable[[JobHandler], JobHandler]:
+             links: tuple[str, ...] = (), *, admit: Admission | None = None,
+             setup: SetupEstimate | None = None) -> Callable[[JobHandler], JobHandler]:
     """Decorator: register ``handler`` as the work of jobs of kind ``name``.
 
     With ``payload_model``, the API refuses (422) a job whose payload does not validate;
     ``links`` names what the API serves about such a job (``"routes"``: /jobs/{id}/routes);
     with ``admit`` (which needs ``payload_model``), the API also refuses a job that check
-    finds the deployment's poller could never run, however the job is sent.
+    finds the deployment's poller could never run, however the job is sent. With ``setup``,
+    the poller starts a job only when the setup it estimates fits the time left (see
+    :class:`NotEnoughTime`, which the handler raises when it finds that out itself).
     """
 
     def register(handler: JobHandler) -> JobHandler:
-        _registry[name] = KindSpec(handler, payload_model, links, admit)
+        _registry[name] = KindSpec(handler, payload_model, links, admit, setup)
         return handler
 
     return register
