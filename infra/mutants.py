@@ -101,6 +101,12 @@ def mutations() -> list[Mutation]:
         Mutation("claim-fast-kinds-only", "job_claim_batch",
                  r"\n\s*AND other\.kind <> ALL\(CAST\(:fast_kinds AS text\[\]\)\)",
                  tests=("tests/test_attempts_at_start.py",)),
+        # Claiming again the jobs this worker handed back for want of time (each claim would
+        # take and hand back the same job until the invocation ends).
+        Mutation("claim-skip-handed-back", "job_claim_batch",
+                 r"\n\s*AND job_id <> ALL\(CAST\(:skip_ids AS uuid\[\]\)\)",
+                 tests=("tests/test_not_enough_time.py::"
+                        "test_claim__passes_over_the_jobs_it_is_asked_to_skip",)),
         Mutation("recover-lease-expiry", "job_recover_orphans", expiry, tests=RECOVERY_TESTS),
         Mutation("recover_unstarted-lease-expiry", "job_recover_unstarted_orphans", expiry,
                  tests=RECOVERY_TESTS),

@@ -264,6 +264,13 @@ CASES = [
          body=generate_body([location("bak\u0000ery")]), fields=("body",)),
     case("nul_in_job_payload", "POST", "/jobs", 422, "validation_error",
          body={"kind": "noop", "payload": {"note": "a\u0000b"}}, fields=("body",)),
+    # A lone UTF-16 surrogate: JSON can escape one, UTF-8 (and so PostgreSQL) cannot hold it.
+    case("lone_surrogate_in_job_payload", "POST", "/jobs", 422, "validation_error",
+         raw=b'{"kind": "noop", "payload": {"notes": ["ok", "\\ud800"]}}',
+         fields=("body.payload.notes.1",), says="surrogate"),
+    case("lone_surrogate_in_a_key_of_a_batch_payload", "POST", "/jobs/batch", 422,
+         "validation_error", raw=b'{"jobs": [{"kind": "noop", "payload": {"\\udfff": 1}}]}',
+         fields=("body.jobs.0.payload",), says="surrogate"),
     # NaN and Infinity: Python's JSON reader takes them, JSON and jsonb do not.
     case("nan_in_job_payload", "POST", "/jobs", 422, "validation_error",
          raw=b'{"kind": "noop", "payload": {"ratio": NaN}}', fields=("body.payload.ratio",),

@@ -139,6 +139,13 @@ SCHEMA_QUERIES = {
     "grants": "SELECT grantee || ' ' || table_name || ' ' || privilege_type"
               " FROM information_schema.role_table_grants WHERE table_schema = 'public'",
     "roles": "SELECT rolname FROM pg_roles WHERE rolname LIKE 'jobworker%'",
+    # A column's comment is its contract (what jobs.error may hold, say): part of the schema.
+    "comments": "SELECT c.relname || COALESCE('.' || a.attname, '') || ': ' || d.description"
+                " FROM pg_description AS d"
+                " JOIN pg_class AS c ON c.oid = d.objoid AND d.classoid = 'pg_class'::regclass"
+                " LEFT JOIN pg_attribute AS a ON a.attrelid = c.oid AND a.attnum = d.objsubid"
+                " AND d.objsubid > 0"
+                " WHERE c.relnamespace = 'public'::regnamespace",
 }
 
 
@@ -150,7 +157,7 @@ def schema_of(connection: Connection) -> dict[str, set[str]]:
 def test_migrations__each_downgrade_restores_the_schema_its_upgrade_found(
         empty_database_url: str, through_pooler: bool) -> None:
     """One revision at a time: up, then down again, and the tables, columns, indexes,
-    constraints, functions, triggers and types are what they were before."""
+    constraints, functions, triggers, types and comments are what they were before."""
     from alembic import command
     from alembic.config import Config
     from alembic.script import ScriptDirectory

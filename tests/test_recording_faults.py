@@ -122,7 +122,7 @@ FAULTS = {
     "persist_refused_by_a_check": Fault(
         {"persist": "refused"}, Progress.FAILED, "route_groups_total_duration_minutes_check"),
     "persist_raises": Fault(
-        {"persist": "raises"}, Progress.QUEUED, "the results store is out of space"),
+        {"persist": "raises"}, Progress.QUEUED, "the job raised RuntimeError"),  # text: logged
     "single_completion_statement_fails": Fault(
         {"persist": "none", "fault": "statement"}, Progress.FAILED, "completion refused"),
     "batch_completion_statement_fails": Fault(

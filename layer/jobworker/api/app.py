@@ -122,16 +122,10 @@ def _job_response(job: JobView, status: int) -> Response[str]:
 def generate_routes(body: GenerateRoutesRequest,
                     idempotency_key: IdempotencyKey = None) -> Response[str]:
     """Create a route-generation job and queue it (the seed's call)."""
-    too_big = service.route_memory_problem(body)
-    if too_big:
-        raise http.InvalidRequest.of_field("body.location_group.locations", too_big,
-                                           "too_large_for_poller")
-    payload = body.model_dump(mode="json", exclude_unset=True)
-    request = JobRequest.model_construct(kind=DEFAULT_KIND, payload=payload, priority=0,
-                                         max_attempts=None, run_at=None)  # validated: body
+    request = JobRequest.of_payload(DEFAULT_KIND, body)
     job, created = service.submit_job(request, enqueue=True,
                                       idempotency_key=usable_key(idempotency_key),
-                                      request_body=payload)
+                                      request_body=request.payload, payload_field="body")
     if created:
         record_enqueued(metrics, 1)
     return _job_response(JobView.of(job), 202 if created else 200)

@@ -13,6 +13,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
@@ -44,6 +45,23 @@ class JobRequest(BaseModel):
     max_attempts: int | None = Field(None, ge=1, le=100,
                                      description="Default: the service's MAX_ATTEMPTS")
     run_at: AwareDatetime | None = Field(None, description="Not before this time (with timezone)")
+    # The payload as its kind's model, kept from validation for the admission check.
+    _typed_payload: BaseModel | None = PrivateAttr(None)
+
+    @classmethod
+    def of_payload(cls, kind: str, payload: BaseModel) -> JobRequest:
+        """A request with the service's defaults for a payload already validated as its
+        kind's model (``POST /jobs/generate``: the body is the payload)."""
+        request = cls.model_construct(
+            kind=kind, payload=payload.model_dump(mode="json", exclude_unset=True), priority=0,
+            max_attempts=None, run_at=None)
+        request._typed_payload = payload
+        return request
+
+    @property
+    def typed_payload(self) -> BaseModel | None:
+        """The payload as its kind's model; None for a kind that declares none."""
+        return self._typed_payload
 
     @field_validator("run_at")
     @classmethod
@@ -64,7 +82,7 @@ class JobRequest(BaseModel):
             raise ValueError(str(exc)) from None
         if spec.payload_model is not None:
             try:
-                spec.payload_model.model_validate(self.payload)
+                self._typed_payload = spec.payload_model.model_validate(self.payload)
             except ValidationError as exc:
                 raise ValueError(f"payload does not fit kind {self.kind!r}: "
                                  + describe(field_problems(exc.errors()))) from None

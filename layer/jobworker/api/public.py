@@ -1,16 +1,18 @@
 """What of a job's worker names and error texts may leave through the API.
 
-The row keeps everything an operator needs (the poller's owner is ``poller:<Lambda request
-id>``; an unexpected exception is stored as ``TypeName: its text``) and the logs have the
-traceback. A client sees a stable, opaque worker name (the same worker keeps the same name,
-so a timeline still reads) and a short reason: a job's own failure (``JobFailure``, a message
-written for people) as it is, an unexpected exception by its type name only.
+The row keeps the poller's owner (``poller:<Lambda request id>``); a client sees a stable,
+opaque worker name instead (the same worker keeps the same name, so a timeline still reads).
+Error texts are public as stored: what of a failure may leave is decided where it is recorded
+(``jobworker.poller.failures``: a ``JobFailure``'s message as written, any other exception by
+its type name only, its text in the poller's log; migration 0010 did the same for older rows),
+so nothing here reads a text to guess what it is. A reason goes out as its first line, at most
+``MAX_REASON_CHARS`` long, with the owners it names (``worker lost: lease of poller:... expired``)
+in their public form.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,10 +20,6 @@ from typing import Any
 from jobworker.queue import Job
 
 MAX_REASON_CHARS = 300
-# How the poller stores an exception that is not a JobFailure: ``TypeName: text`` (the type
-# name of a Python exception, possibly dotted, with no spaces) or just ``TypeName``.
-_RAW_EXCEPTION = re.compile(r"^(?P<type>[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Fault))"
-                            r"(: |$)")
 
 
 def public_owner(owner: str) -> str:
@@ -48,9 +46,6 @@ class PublicForm:
     def reason(self, error: str | None) -> str | None:
         if error is None:
             return None
-        raw = _RAW_EXCEPTION.match(error)
-        if raw is not None:
-            return f"the job raised {raw['type']} (the details are in the poller's log)"
         for owner in sorted(self.owners, key=len, reverse=True):
             error = error.replace(owner, public_owner(owner))
         first_line = error.splitlines()[0] if error.strip() else error

@@ -2,14 +2,20 @@
 
 from jobworker.kinds.registry import (
     SYSTEM_CLOCK,
+    Admission,
     Clock,
     JobContext,
     JobHandler,
     JobOutcome,
     JobSignals,
     KindSpec,
+    Limits,
+    NotEnoughTime,
+    SetupEstimate,
+    SetupTime,
     StopSignals,
     SystemClock,
+    admission_problems,
     handler_for,
     job_kind,
     kind_spec,
@@ -17,6 +23,8 @@ from jobworker.kinds.registry import (
     load_plugins,
 )
 
-__all__ = ["SYSTEM_CLOCK", "Clock", "JobContext", "JobHandler", "JobOutcome", "JobSignals",
-           "KindSpec", "StopSignals", "SystemClock", "handler_for", "job_kind", "kind_spec",
-           "known_kinds", "load_plugins"]
+__all__ = ["SYSTEM_CLOCK", "Admission", "Clock", "JobContext", "JobHandler", "JobOutcome",
+           "JobSignals", "KindSpec", "Limits", "NotEnoughTime", "SetupEstimate", "SetupTime",
+           "StopSignals", "SystemClock",
+           "admission_problems", "handler_for", "job_kind", "kind_spec", "known_kinds",
+           "load_plugins"]

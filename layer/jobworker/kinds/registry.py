@@ -18,7 +18,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
@@ -31,6 +31,7 @@ from jobworker.queue.errors import (
     LeaseLostDuringWork,
     PermanentJobError,
 )
+from jobworker.queue.problems import FieldProblem
 
 if TYPE_CHECKING:  # SQLAlchemy loads on first use, not on import
     from sqlalchemy.engine import Connection
@@ -158,13 +159,56 @@ class JobOutcome:
 JobHandler = Callable[[JobContext], JobOutcome | None]
 
 
+@dataclass(frozen=True, slots=True)
+class SetupTime:
+    """Work a job must do before it has anything to show or can stop early (route jobs build
+    their travel matrices and solver first): the poller starts such a job only with this
+    much time left."""
+
+    seconds: float
+    what: str  # how a reason names that work: "setting up 3000 stops"
+
+
+# A kind's setup estimate, from the job's payload as decoded JSON (not validated: the poller
+# asks before the job starts; an unusable payload gets None and fails in the handler).
+SetupEstimate = Callable[[Mapping[str, Any]], SetupTime | None]
+
+
+class NotEnoughTime(Exception):
+    """Raised by job work before it has done anything: its setup does not fit the time left.
+    Not a failure: the poller hands the job back unstarted (its attempt given back, its
+    place in the queue kept) for an invocation with more time, or, when no invocation could
+    ever have that much, fails it saying so."""
+
+    def __init__(self, setup: SetupTime, left_seconds: float) -> None:
+        super().__init__(f"{left_seconds:.1f} s left, {setup.what} takes about "
+                         f"{setup.seconds:.1f} s")
+        self.setup = setup
+        self.left_seconds = left_seconds
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What the deployment's poller has: a job that needs more could never run there."""
+
+    poller_memory_mb: float
+
+
+# A kind's admission check: the payload (validated: an instance of the kind's payload model)
+# and the deployment's limits in; what could never run, each naming a field of the payload.
+Admission = Callable[[Any, Limits], Sequence[FieldProblem]]
+
+
 @dataclass(frozen=True)
 class KindSpec:
-    """A registered kind: its work, and the pydantic model its payload must satisfy (if any)."""
+    """A registered kind: its work, the pydantic model its payload must satisfy (if any), and
+    the check that refuses, at admission, what the deployment could never run (if any)."""
 
     handler: JobHandler
     payload_model: type[BaseModel] | None = None
     links: tuple[str, ...] = ()  # sub-resources of its jobs the API links: /jobs/{id}/<link>
+    admit: Admission | None = None
+    setup: SetupEstimate | None = None
 
 
 # The kinds of this room. ``generate_routes`` registers itself when a room above the route
@@ -178,15 +222,20 @@ _plugins_lock = threading.Lock()
 
 
 def job_kind(name: str, payload_model: type[BaseModel] | None = None,
-             links: tuple[str, ...] = ()) -> Callable[[JobHandler], JobHandler]:
+             links: tuple[str, ...] = (), *, admit: Admission | None = None,
+             setup: SetupEstimate | None = None) -> Callable[[JobHandler], JobHandler]:
     """Decorator: register ``handler`` as the work of jobs of kind ``name``.
 
     With ``payload_model``, the API refuses (422) a job whose payload does not validate;
-    ``links`` names what the API serves about such a job (``"routes"``: /jobs/{id}/routes).
+    ``links`` names what the API serves about such a job (``"routes"``: /jobs/{id}/routes);
+    with ``admit`` (which needs ``payload_model``), the API also refuses a job that check
+    finds the deployment's poller could never run, however the job is sent. With ``setup``,
+    the poller starts a job only when the setup it estimates fits the time left (see
+    :class:`NotEnoughTime`, which the handler raises when it finds that out itself).
     """
 
     def register(handler: JobHandler) -> JobHandler:
-        _registry[name] = KindSpec(handler, payload_model, links)
+        _registry[name] = KindSpec(handler, payload_model, links, admit, setup)
         return handler
 
     return register
@@ -200,6 +249,16 @@ def kind_spec(kind: str) -> KindSpec:
     except KeyError:
         known = ", ".join(sorted(_registry))
         raise PermanentJobError(f"unknown job kind {kind!r} (known: {known})") from None
+
+
+def admission_problems(kind: str, payload: BaseModel | None,
+                       limits: Limits) -> list[FieldProblem]:
+    """Why the deployment could never run a job of ``kind`` with this payload (validated, as
+    the kind's payload model): problems naming fields of the payload; none when it could."""
+    check = kind_spec(kind).admit
+    if check is None or payload is None:
+        return []
+    return list(check(payload, limits))
 
 
 def handler_for(kind: str) -> JobHandler:

@@ -2,8 +2,11 @@
 
 Job code raises :class:`JobFailure` to say so itself. Anything else is classified by type:
 a payload that fails validation, or results the database refuses (a constraint or a value
-out of range), can never succeed; a lost connection may pass. A reason is short and public
-(it is stored in ``jobs.error`` and shown by the API); the rest goes to the log.
+out of range), can never succeed; a lost connection may pass. A reason is short and public:
+it is stored in ``jobs.error`` and the API shows it as it is. So it is decided here, where
+the failure is known, what may leave: a ``JobFailure``'s message (written for the job's
+client), or for any other exception its type name only; its text (which may hold a token, a
+URL with a password, an address) is in the log the caller writes with the traceback.
 """
 
 from __future__ import annotations
@@ -43,7 +46,12 @@ def classify(exc: BaseException) -> Failure:
     if is_database_unavailable(exc):
         return Failure("the database connection was lost while the outcome was recorded",
                        permanent=False)
-    return Failure(short(f"{type(exc).__name__}: {exc}"), permanent=False)
+    return Failure(unexpected(exc), permanent=False)
+
+
+def unexpected(exc: BaseException) -> str:
+    """The public reason of an exception nobody wrote for people: its type, not its text."""
+    return f"the job raised {type(exc).__name__} (the details are in the poller's log)"
 
 
 def _database_says(exc: DBAPIError) -> str:

@@ -14,6 +14,14 @@ known kinds as are expected to run within ``START_CHUNK_SECONDS`` (only the next
 its kind is new). A batch of fast jobs costs no statement beyond its claim and its
 completions. The trade-off: a worker killed mid-batch costs an attempt to the jobs it had
 marked (the one running and, for fast jobs, those due within that time), never to the rest.
+
+A job whose kind estimates a setup (``SetupTime``: work that cannot be cut short, such as a
+route job's matrices) starts only when that setup fits the time left; the job's own
+``NotEnoughTime`` says the same from inside. Such a job is handed back at once, unstarted
+(its attempt, if marked, given back; its run_at kept, so the next poller with a fresh budget
+takes it first), and this invocation, whose time only shrinks, does not claim it again. When
+even a fresh invocation cannot fit it (this one had done nothing yet, or the setup is longer
+than the whole budget or the job timeout), no poller ever will: it ends FAILED saying so.
 """
 
 from __future__ import annotations
@@ -27,10 +35,19 @@ from uuid import UUID
 import jobworker.routes.job  # noqa: F401  (registers generate_routes, the default kind)
 from jobworker import queue
 from jobworker.aws.logs import log_each
-from jobworker.kinds import JobContext, JobHandler, JobOutcome, handler_for
+from jobworker.kinds import (
+    JobContext,
+    JobHandler,
+    JobOutcome,
+    NotEnoughTime,
+    SetupEstimate,
+    SetupTime,
+    handler_for,
+    kind_spec,
+)
 from jobworker.poller.clock import Budget
 from jobworker.poller.estimate import DurationEstimate
-from jobworker.poller.failures import classify
+from jobworker.poller.failures import Failure, classify
 from jobworker.poller.heartbeat import Heartbeat, LeaseFlags
 from jobworker.poller.options import PollerOptions
 from jobworker.poller.outcomes import Ended, Ledger, PollSummary, about
@@ -78,6 +95,13 @@ class Poller:
         self.handlers: dict[str, JobHandler] = {}
         self.marked: set[UUID] = set()  # of this batch: started (attempt counted)
         self.refused: set[UUID] = set()  # of this batch: a start refused (cancelled, lost)
+        self.setups: dict[str, SetupEstimate | None] = {}  # by kind
+        self.payloads: dict[UUID, dict[str, Any]] = {}  # decoded for a setup estimate
+        self.handed_back: set[UUID] = set()  # too little time left for their setup
+        # The most a job can have in any invocation: this one's whole budget, at most the
+        # job timeout. Until it runs or waits, this invocation is as fresh as any will be.
+        self.fullest = min(options.job_timeout_seconds, budget.left())
+        self.fresh = True
 
     def run(self) -> PollSummary:
         opts = self.options
@@ -109,7 +133,7 @@ class Poller:
                 conn, owner=self.options.owner, limit=limit,
                 lease_seconds=self.options.lease_seconds, start=CLAIM_STARTS,
                 fast_kinds=self.estimate.kinds_within(START_CHUNK_SECONDS / limit),
-                commit=commit)
+                skip=self.handed_back, commit=commit)
 
         if self.pending and self._flush_due():
             jobs = self._flush(ledger, then=claim)
@@ -149,6 +173,7 @@ class Poller:
         if self.budget.left() <= wait + opts.min_start_seconds:
             return False
         self.budget.sleep(wait)
+        self.fresh = False
         return True
 
     def _run_batch(self, conn: Connection, ledger: Ledger,
@@ -171,6 +196,10 @@ class Poller:
                 time_left = self.budget.left()
                 if time_left < max(self.options.min_start_seconds, expected):
                     break
+                no_room = self._no_room(self._setup(job), time_left)
+                if no_room is not None and no_room.how == "handed_back":
+                    self._hand_back(conn, job, no_room)
+                    continue
                 if job.job_id not in self.marked:
                     self._flush(ledger, start=self._next_chunk(jobs, index, time_left))
                     if job.job_id in self.refused:
@@ -182,12 +211,13 @@ class Poller:
                 if index >= announced_until and log.isEnabledFor(logging.INFO):
                     announced_until = index + self._announce_short_run(
                         jobs[index:], time_left, deadline - self.clock.now())
-                ended = self._execute(job, job_flags, deadline,
-                                      announced=index < announced_until)
+                ended = no_room or self._execute(job, job_flags, deadline,
+                                                 announced=index < announced_until)
                 self._record(ledger, job, ended)
             else:
                 in_time = True
         finally:
+            self.payloads.clear()  # those of jobs it never ran
             if not in_time:  # else the next claim writes them (see _claim)
                 self._flush(ledger)
             # Only this batch's: completions buffered from earlier batches stay held.
@@ -233,6 +263,52 @@ class Poller:
         log_each(log, logging.INFO, run)
         return len(run)
 
+    def _setup(self, job: queue.ClaimedJob) -> SetupTime | None:
+        """The setup its kind estimates for the job (None: the kind estimates none). The
+        payload decoded for it is handed to the job, which then need not decode it again."""
+        if job.kind not in self.setups:
+            try:
+                self.setups[job.kind] = kind_spec(job.kind).setup
+            except Exception:  # an unknown kind: its handler lookup fails the job
+                self.setups[job.kind] = None
+        estimate = self.setups[job.kind]
+        if estimate is None:
+            return None
+        try:
+            payload = self.payloads[job.job_id] = job.payload
+            return estimate(payload)
+        except Exception:  # one job's estimate never ends the invocation; its work decides
+            log.warning("Setup estimate failed; the job starts without one", exc_info=True,
+                        extra=about(job))
+            return None
+
+    def _no_room(self, setup: SetupTime | None, time_left: float) -> Ended | None:
+        """None when ``setup`` fits the time this job would have; else how the job ends here:
+        handed back when a fresher invocation can fit it, failed when none ever can."""
+        room = min(time_left, self.options.job_timeout_seconds)
+        if setup is None or setup.seconds <= room:
+            return None
+        if self.fresh or setup.seconds > self.fullest:
+            most = room if self.fresh else self.fullest
+            return Ended("failed", failure=Failure(
+                f"{setup.what} takes about {setup.seconds:.1f} s, more than any poller "
+                f"invocation has for it ({most:.1f} s): it can never run here; send a smaller "
+                "job, or give the poller more time (PollerTimeoutSeconds, JOB_TIMEOUT_MINUTES)",
+                permanent=True))
+        return Ended("handed_back", failure=Failure(
+            f"{time_left:.1f} s left, {setup.what} takes about {setup.seconds:.1f} s",
+            permanent=False))
+
+    def _hand_back(self, conn: Connection, job: queue.ClaimedJob, ended: Ended) -> None:
+        """Back to the queue unstarted, now, in its place (run_at kept), its attempt given
+        back if it was marked: for a poller with the time. Fenced like every release (a job
+        no longer held is left alone); this invocation does not claim it again."""
+        self.handed_back.add(job.job_id)
+        self.payloads.pop(job.job_id, None)
+        log.info("Handed back job: not enough time left for its setup",
+                 extra={**about(job), "reason": ended.failure.reason if ended.failure else None})
+        self._release(conn, [(job.job_id, job.token)])
+
     def _handler(self, kind: str) -> JobHandler:
         handler = self.handlers.get(kind)
         if handler is None:
@@ -246,8 +322,9 @@ class Poller:
         if flags.cancel_requested:  # checked before it starts: a kind need not checkpoint
             return Ended("cancelled")
         ctx = JobContext(
-            job_id=job.job_id, kind=job.kind, payload_json=job.payload_json, attempt=job.attempt,
-            max_attempts=job.max_attempts, deadline=deadline, signals=flags, clock=self.clock,
+            job_id=job.job_id, kind=job.kind, payload=self.payloads.pop(job.job_id, None),
+            payload_json=job.payload_json, attempt=job.attempt, max_attempts=job.max_attempts,
+            deadline=deadline, signals=flags, clock=self.clock,
         )
         if not announced and log.isEnabledFor(logging.INFO):
             log.info("Starting job",
@@ -261,16 +338,25 @@ class Poller:
             ended = Ended("cancelled")
         except LeaseLostDuringWork:
             ended = Ended("lost")
+        except NotEnoughTime as exc:  # it did nothing: no duration to learn from
+            ended = (self._no_room(exc.setup, exc.left_seconds)  # judged as fresh as it was
+                     or Ended("handed_back", failure=Failure(str(exc), permanent=False)))
+            self.fresh = False
+            return ended
         except Exception as exc:  # one job's crash never ends the invocation
             if not isinstance(exc, JobFailure):
                 log.exception("Job raised", extra=about(job))
             ended = Ended("failed", failure=classify(exc))
+        self.fresh = False
         seconds = self.clock.now() - started
         self.estimate.record(job.kind, seconds)
         self.summary.job_seconds.append(seconds)
         return ended
 
     def _record(self, ledger: Ledger, job: queue.ClaimedJob, ended: Ended) -> None:
+        if ended.how == "handed_back":
+            self._hand_back(ledger.conn, job, ended)
+            return
         outcome = ended.outcome
         if ended.how == "completed" and outcome is not None and outcome.persist is None:
             if not self.pending:

@@ -54,9 +54,10 @@ SUMMARY_COUNTS = ("claimed", "completed", "failed", "retried", "cancelled", "rel
 
 @dataclass(slots=True)
 class Ended:
-    """How one attempt ended, before it is recorded."""
+    """How one attempt ended, before it is recorded. ``handed_back``: it never started (too
+    little time left for its setup); ``failure`` then says why, for the log."""
 
-    how: Literal["completed", "failed", "cancelled", "lost"]
+    how: Literal["completed", "failed", "cancelled", "lost", "handed_back"]
     outcome: JobOutcome | None = None
     failure: Failure | None = None
 

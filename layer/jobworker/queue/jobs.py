@@ -9,7 +9,7 @@ results) atomically. ``now`` is optional everywhere: ``None`` means the database
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
@@ -353,12 +353,14 @@ def claim_batch(
     lease_seconds: float,
     start: int | None = None,
     fast_kinds: Sequence[str] = (),
+    skip: Collection[UUID] = (),
     commit: bool = False,
     now: datetime | None = None,
 ) -> list[ClaimedJob]:
     """Lease up to ``limit`` runnable jobs (QUEUED, run_at reached), in claim order; the
     first ``start`` of them (all, by default) are marked started: their attempt counted.
-    When every job claimed is of one of ``fast_kinds``, all of them are.
+    When every job claimed is of one of ``fast_kinds``, all of them are. Jobs in ``skip``
+    (the worker handed them back: too little time left for them) are passed over.
 
     ``commit=True`` runs the claim as a transaction of its own, committed when it returns
     (``conn`` must not be in one): the statement alone, without the BEGIN and COMMIT round
@@ -368,7 +370,7 @@ def claim_batch(
         "job_claim_batch",
         {"owner": owner, "limit": limit, "lease_seconds": lease_seconds,
          "start_count": limit if start is None else start, "fast_kinds": list(fast_kinds),
-         "now": now},
+         "skip_ids": list(skip), "now": now},
         commit=commit,
     )
     rows.sort(key=_claim_order)

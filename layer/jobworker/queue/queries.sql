@@ -62,12 +62,16 @@ RETURNING {job_columns};
 -- that the whole batch is a moment's work): then all are marked, and a batch of fast jobs
 -- costs no statement beyond its claim and its completions. A kind the worker has not seen
 -- run is never among them. cancel_requested is left alone: a claim never clears a cancel.
+-- :skip_ids are jobs this worker handed back because its time left was too short for their
+-- setup: they keep their place (run_at) for a worker with more time, and this one, whose
+-- time only shrinks, would take them first and hand them back again on every claim.
 WITH picked AS MATERIALIZED (
     SELECT ARRAY(
                SELECT job_id
                  FROM jobs
                 WHERE progress = 'QUEUED'
                   AND run_at <= COALESCE(CAST(:now AS timestamptz), now())
+                  AND job_id <> ALL(CAST(:skip_ids AS uuid[]))
                 ORDER BY priority, run_at
                 LIMIT :limit
                   FOR UPDATE SKIP LOCKED) AS ids

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from jobworker.kinds import JobContext, JobOutcome, job_kind
+from jobworker.kinds import JobContext, JobOutcome, Limits, NotEnoughTime, SetupTime, job_kind
 from jobworker.queue.errors import PermanentJobError, TransientJobError
+from jobworker.queue.problems import FieldProblem
 from jobworker.routes.models import GenerateRoutesRequest, describe_validation_error
 from jobworker.routes.store import save_plan
 
@@ -24,14 +26,42 @@ if TYPE_CHECKING:  # SQLAlchemy loads on first use, not on import
 log = logging.getLogger("jobworker.routes")
 
 
-@job_kind("generate_routes", GenerateRoutesRequest, links=("routes",))
+def route_admission(request: GenerateRoutesRequest, limits: Limits) -> list[FieldProblem]:
+    """What the deployment's poller could never hold of a route request: its memory (a job
+    larger would run out of it on every attempt)."""
+    from jobworker.routes.checks import memory_problem
+
+    too_big = memory_problem(request, limits.poller_memory_mb)
+    if too_big is None:
+        return []
+    return [FieldProblem("location_group.locations", too_big, "too_large_for_poller")]
+
+
+def setup_time(stops: int) -> SetupTime:
+    """What cannot be cut short in a route job of ``stops`` stops: its matrices and PyVRP's
+    setup (routes.solver.setup_seconds)."""
+    from jobworker.routes.solver import setup_seconds
+
+    return SetupTime(setup_seconds(stops), f"setting up {stops} stops")
+
+
+def route_setup(payload: Mapping[str, Any]) -> SetupTime | None:
+    """The setup of a route job from its payload's size alone, before it is validated (the
+    poller asks before it starts the job); None for a payload without a list of stops."""
+    group = payload.get("location_group")
+    locations = group.get("locations") if isinstance(group, Mapping) else None
+    return setup_time(len(locations)) if isinstance(locations, list) else None
+
+
+@job_kind("generate_routes", GenerateRoutesRequest, links=("routes",), admit=route_admission,
+          setup=route_setup)
 def generate_routes(ctx: JobContext) -> JobOutcome:
     """Solve the vehicle routing problem in the payload and store the route group."""
     from uuid import UUID
 
     from jobworker.aws.settings import settings as deployment_settings
     from jobworker.routes.build import OutOfTime, attach_geometry, problem_from_request
-    from jobworker.routes.solver import InfeasibleProblem, setup_seconds, solve
+    from jobworker.routes.solver import InfeasibleProblem, solve
     from jobworker.routes.travel import ProviderUnavailable, TravelError
 
     try:
@@ -45,10 +75,11 @@ def generate_routes(ctx: JobContext) -> JobOutcome:
     group, settings = request.location_group, request.settings
     stops = len(group.locations)
     # Setup (matrices, PyVRP's first local search) cannot be cut short: start only with time
-    # for it, else hand the job to an invocation that has the time (a retry, not a failure).
-    if ctx.time_left() < setup_seconds(stops):
-        raise TransientJobError(f"{ctx.time_left():.1f} s left, setting up {stops} stops "
-                                f"takes about {setup_seconds(stops):.1f} s")
+    # for it, else hand the job back unstarted to an invocation that has the time (the poller
+    # checks before it starts the job; this is for time it lost since).
+    setup = setup_time(stops)
+    if ctx.time_left() < setup.seconds:
+        raise NotEnoughTime(setup, ctx.time_left())
     log.info(
         f"Job {ctx.job_id}: Generating routes",
         extra={"job_id": str(ctx.job_id), "locations": stops,
