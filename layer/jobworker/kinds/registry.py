@@ -25,13 +25,13 @@ from uuid import UUID
 
 from pydantic import BaseModel
 
+from jobworker.problems import FieldProblem
 from jobworker.queue.errors import (
     DeadlineExceeded,
     JobCancelled,
     LeaseLostDuringWork,
     PermanentJobError,
 )
-from jobworker.queue.problems import FieldProblem
 
 if TYPE_CHECKING:  # SQLAlchemy loads on first use, not on import
     from sqlalchemy.engine import Connection

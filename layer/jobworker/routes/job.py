@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from jobworker.kinds import JobContext, JobOutcome, Limits, NotEnoughTime, SetupTime, job_kind
+from jobworker.problems import FieldProblem
 from jobworker.queue.errors import PermanentJobError, TransientJobError
-from jobworker.queue.problems import FieldProblem
 from jobworker.routes.models import GenerateRoutesRequest, describe_validation_error
 from jobworker.routes.store import save_plan
 
