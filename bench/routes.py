@@ -3,7 +3,9 @@
 Runs the job's own solver entry point (:func:`jobworker.routes.solver.solve`) on a VRPLIB CVRP
 or CVRPTW (LKH-3/Solomon dialect, or the classic Solomon layout) file and compares the cost
 with the optimum or best known cost from its COMMENT line (or a ``.sol`` file beside it). The
-report states the conventions applied (rounding, fleet; see :mod:`jobworker.routes.vrplib`). With
+report states the conventions applied to the file (the distance rule and scale from its
+EDGE_WEIGHT_TYPE and SCALE, how the reported cost relates to the conventions best-known costs
+are quoted in, the fleet; see :mod:`jobworker.routes.vrplib`). With
 ``--json`` the last line printed is one JSON object (``cost``, ``optimum``, ``gap_pct``,
 ``seconds``, ``feasible``, ...). Exit status 0 when a feasible plan was found, 1 when not, 2
 for a file it cannot read. Also runs as ``python -m bench.routes``.
@@ -25,9 +27,12 @@ from jobworker.routes.vrplib import VrplibError, read_problem
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jobworker bench routes",
-        description="Solve a VRPLIB CVRP instance with the job's solver; report the gap.",
+        description="Solve a VRPLIB CVRP or CVRPTW instance with the job's solver; report the "
+                    "gap.",
     )
-    parser.add_argument("file", type=Path, help="VRPLIB file (CVRP or CVRPTW, EUC_2D)")
+    parser.add_argument("file", type=Path,
+                        help="VRPLIB file (CVRP or CVRPTW; EUC_2D, FLOOR_2D, CEIL_2D, EXACT_2D, "
+                             "EXPLICIT; SCALE)")
     parser.add_argument("--seconds", type=float, default=10.0, help="time limit (default 10)")
     parser.add_argument("--seed", type=int, default=None, help="solver seed (default 0)")
     parser.add_argument("--json", action="store_true", help="end with one JSON line")
@@ -60,8 +65,8 @@ def run(file: Path, seconds: float, seed: int | None, unlimited_fleet: bool) -> 
         error = str(exc)
     else:
         routes, iterations = plan.vehicles_used, plan.solver.iterations
-        # The objective is the distance in solver units: the instance's units (CVRP) or
-        # tenths of them (CVRPTW, DIMACS truncation); reported in the instance's units.
+        # The objective is the distance in solver units: the instance's units times the
+        # file's scale (10 for DIMACS tenths, 1000 for EXACT_2D); reported in its units.
         cost = None if plan.solver.cost is None else plan.solver.cost / problem.cost_scale
     elapsed = time.perf_counter() - started
     return {
@@ -109,7 +114,10 @@ def _table(report: dict[str, Any]) -> str:
         for values in (_COLUMNS, row)
     ]
     conventions = report["conventions"]
-    lines.append(f"rounding: {conventions['rounding']}; fleet: {conventions['fleet']}")
+    lines.append(f"distances: {conventions['rounding']}; solver units per instance unit "
+                 f"(times too): {conventions['scale']}")
+    lines.append(f"cost: {conventions['cost']}")
+    lines.append(f"fleet: {conventions['fleet']}")
     if report["error"]:
         lines.append(report["error"])
     return "\n".join(lines)

@@ -143,8 +143,9 @@ def test_route_job__a_stop_off_the_roads_fails_naming_it(
 def test_route_request__deployment_options_are_refused_by_name(api: LambdaClient) -> None:
     answer = api("POST", "/jobs/generate", road_request({"provider": "osrm", "data": "/etc"}))
     assert answer.status == 422
-    assert "data: set by the deployment" in answer.text
-    assert "travel" in answer.text
+    details = answer.json["error"]["details"]
+    assert [d["field"] for d in details] == ["body.settings.travel.data"]
+    assert details[0]["message"] == "set by the deployment (its settings), not by a request"
 
 
 @pytest.mark.slow

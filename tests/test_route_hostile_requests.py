@@ -5,7 +5,8 @@ poles and the date line, loads of 0 and 1e9, the slowest and fastest speeds, the
 windows and services, the largest costs and penalties) in both request shapes, posts them to
 the API handler and runs the poller handler. Each answer is a 202 or a 422; each accepted job
 ends COMPLETED (its answer passing the checker) or FAILED with a reason; no invocation raises.
-Kept cheap: a few stops per request, a fifth of a second of search.
+Kept cheap: a few stops per request, a fifth of a second of search, and travel options drawn
+for road providers that are not configured here (their jobs fall back to straight lines).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from jobworker.routes import models as m
+from jobworker.routes import travel_options as t
 from tests.conftest import LambdaClient
 from tests.routing.checker import check_answer
 
@@ -73,6 +75,30 @@ def vehicle_type(draw: st.DrawFn, i: int, dims: int) -> dict[str, Any]:
     return body
 
 
+# Each road provider's options at their bounds and just past them. No road provider is
+# configured here: with the fallback the request asks for, its job plans on straight lines.
+# A travel speed_kmh (once a ZeroDivisionError in the job) is settings.speed_kmh's to state.
+TRAVEL_OPTIONS: dict[str, dict[str, list[Any]]] = {
+    "haversine": {"speed_kmh": [40.0, 0.0]},
+    "osrm": {"snap_radius_m": [t.MIN_SNAP_RADIUS_M, t.MAX_SNAP_RADIUS_M, 0.0],
+             "rows_per_call": [1, t.MAX_ROWS_PER_CALL, 0]},
+    "osrm-http": {"timeout_seconds": [t.MIN_TIMEOUT_SECONDS, t.MAX_TIMEOUT_SECONDS, 0.0],
+                  "retries": [0, t.MAX_RETRIES, -1], "backoff_seconds": [0.0, -1.0],
+                  "max_table_size": [t.MIN_TABLE_SIZE, t.MAX_TABLE_SIZE, 1],
+                  "max_route_points": [t.MIN_ROUTE_POINTS, t.MAX_ROUTE_POINTS, 1]},
+}
+
+
+@st.composite
+def travel(draw: st.DrawFn) -> dict[str, Any]:
+    provider = draw(st.sampled_from(sorted(TRAVEL_OPTIONS)))
+    body: dict[str, Any] = {"provider": provider, "fallback": "haversine"}
+    for name, values in TRAVEL_OPTIONS.get(provider, {}).items():
+        if draw(st.booleans()):
+            body[name] = draw(st.sampled_from(values))
+    return body
+
+
 @st.composite
 def route_request(draw: st.DrawFn) -> dict[str, Any]:
     fleet = draw(st.booleans())
@@ -83,6 +109,8 @@ def route_request(draw: st.DrawFn) -> dict[str, Any]:
         "speed_kmh": draw(st.sampled_from([m.MIN_SPEED_KMH, 40.0, m.MAX_SPEED_KMH])),
         "max_runtime_seconds": 0.2, "seed": draw(st.sampled_from([0, m.MAX_SEED])),
     }
+    if draw(st.booleans()):
+        settings_["travel"] = draw(travel())
     if fleet:
         group: dict[str, Any] = {"depots": [{"id": "d0", **depot},
                                             {"id": "d1", "lat": 52.37, "lon": 4.89}]}
@@ -138,3 +166,71 @@ def test_settings_past_their_bounds__422_naming_the_field(api: LambdaClient, fie
 
     assert answer.status == 422
     assert f"settings.{field}" in answer.text
+
+
+def _one_stop(travel: dict[str, Any]) -> dict[str, Any]:
+    return {"location_group": {"depot": {"lat": 52.37, "lon": 4.89},
+                               "locations": [{"id": "a", "lat": 52.38, "lon": 4.9}]},
+            "settings": {"vehicles": 1, "vehicle_capacity": 10, "travel": travel}}
+
+
+def _fields(answer: Any) -> list[str]:
+    return [detail["field"] for detail in answer.json["error"].get("details", [])]
+
+
+@pytest.mark.parametrize(("provider", "field", "value"), [
+    ("haversine", "speed_kmh", 0), ("haversine", "speed_kmh", "abc"),
+    ("haversine", "speed_kmh", [1]), ("haversine", "speed_kmh", {"a": 1}),
+    pytest.param("haversine", "speed_kmh", 10**400, id="haversine-speed_kmh-1e400"),
+    ("haversine", "speed_kmh", 1e-300),
+    ("haversine", "speed_kmh", -5), ("haversine", "speed_kmh", 40),
+    ("matrix", "durations", [[0]]), ("haversine", "order", ["a"]),
+    ("osrm", "rows_per_call", 0), ("osrm", "rows_per_call", -3), ("osrm", "rows_per_call", 1.5),
+    ("osrm", "snap_radius_m", 0), ("osrm", "snap_radius_m", 1e9),
+    ("osrm-http", "retries", -1), ("osrm-http", "retries", 11), ("osrm-http", "retries", "x"),
+    ("osrm-http", "timeout_seconds", 0), ("osrm-http", "timeout_seconds", 301),
+    ("osrm-http", "backoff_seconds", -1),
+    pytest.param("osrm-http", "backoff_seconds", 10**400, id="osrm-http-backoff_seconds-1e400"),
+    ("osrm-http", "max_table_size", 1), ("osrm-http", "max_table_size", 10**9),
+    ("osrm-http", "max_route_points", 1),
+    ("amazon-location", "margin_m", -1), ("amazon-location", "routing_boundary", "everywhere"),
+    ("amazon-location", "geometry", "no"),
+    ("osrm", "retries", 2),  # an option of another provider: a typo here, not a setting
+])
+def test_travel_options_past_their_bounds__422_naming_the_field(
+    api: LambdaClient, provider: str, field: str, value: Any,
+) -> None:
+    """The job once divided by speed_kmh 0 (ZeroDivisionError, three attempts burnt)."""
+    answer = api("POST", "/jobs/generate",
+                 _one_stop({"provider": provider, "fallback": "haversine", field: value}))
+
+    assert answer.status == 422, answer.text
+    assert f"body.settings.travel.{field}" in _fields(answer)
+
+
+@pytest.mark.parametrize("key", ["provider", "fallback"])
+def test_travel_provider_or_fallback_unknown__422_listing_the_known_ones(
+    api: LambdaClient, key: str,
+) -> None:
+    answer = api("POST", "/jobs/generate", _one_stop({key: "osrn"}))
+
+    assert answer.status == 422, answer.text
+    assert f"body.settings.travel.{key}" in _fields(answer)
+    assert "haversine, matrix, osrm, osrm-http" in answer.text
+
+
+def test_travel_options_at_their_bounds__accepted_and_the_job_completes(
+    api: LambdaClient, handlers: dict[str, Any],
+) -> None:
+    """No OSRM server is configured here: the job falls back to straight lines, as asked."""
+    travel = {"provider": "osrm-http", "fallback": "haversine", "retries": 0,
+              "timeout_seconds": t.MIN_TIMEOUT_SECONDS, "backoff_seconds": 0,
+              "max_table_size": 2, "max_route_points": 2, "snap_radius_m": 1}
+    answer = api("POST", "/jobs/generate", _one_stop(travel))
+    assert answer.status == 202, answer.text
+
+    handlers["poller"](6)
+    job = api("GET", f"/jobs/{answer.json['job_id']}").json
+
+    assert job["progress"] == "COMPLETED", job
+    assert job["result"]["travel"]["fell_back"] is True

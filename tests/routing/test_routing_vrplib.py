@@ -101,14 +101,6 @@ def test_read_problem__vehicles_entry__is_a_limit(tmp_path: Path) -> None:
     assert conventions.fleet == "VEHICLES 2 (a limit)"
 
 
-def test_read_instance__other_edge_weights__refused(tmp_path: Path) -> None:
-    path = tmp_path / "geo.vrp"
-    path.write_text(SMALL.replace("EUC_2D", "GEO"))
-
-    with pytest.raises(VrplibError, match="EDGE_WEIGHT_TYPE GEO is not supported"):
-        read_instance(path)
-
-
 def test_read_instance__dimension_mismatch__refused(tmp_path: Path) -> None:
     path = tmp_path / "short.vrp"
     path.write_text(SMALL.replace("DIMENSION : 4", "DIMENSION : 5"))
@@ -256,3 +248,143 @@ def test_read_instance__unsupported_type__refused(tmp_path: Path) -> None:
 
     with pytest.raises(VrplibError, match="TYPE PDPTW is not supported"):
         read_instance(path)
+
+
+# The LKH-3 CVRPTW dialect (its Solomon_25/50/100 files): original coordinates, windows and a
+# SERVICE_TIME for every customer, distances FLOOR_2D with SCALE 10, i.e. floor(10 d).
+LKH3_FLOOR = """NAME : LK5
+TYPE : CVRPTW
+DIMENSION : 5
+VEHICLES : 2
+CAPACITY : 10
+SERVICE_TIME : 9
+SCALE : 10
+EDGE_WEIGHT_TYPE : FLOOR_2D
+NODE_COORD_SECTION
+1 0 0
+2 3 4
+3 1 1
+4 -2 5
+5 6 -1
+DEMAND_SECTION
+1 0
+2 4
+3 3
+4 5
+5 2
+TIME_WINDOW_SECTION
+1 0 200
+2 0 100
+3 10 80
+4 50 150
+5 0 190
+DEPOT_SECTION
+1
+-1
+EOF
+"""
+# Its Homberger and Solomon_100_EXACT files: EXACT_2D, which LKH-3 (and vrplib) compute as
+# round(1000 d). Here a window opens at 1500: the route is longer than 1,209,600 solver units.
+LKH3_EXACT = (LKH3_FLOOR.replace("SCALE : 10\n", "").replace("FLOOR_2D", "EXACT_2D")
+              .replace("1 0 200", "1 0 3390").replace("4 50 150", "4 1500 1600"))
+
+
+def _written(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_read_problem__lkh3_floor_2d_scale_10__floor_of_ten_d_in_tenths(tmp_path: Path) -> None:
+    problem, instance, conventions = read_problem(_written(tmp_path, "LK5.vrptw", LKH3_FLOOR))
+
+    # 5 -> 50; sqrt(2) -> 14; sqrt(29) = 5.385 -> 53; sqrt(37) = 6.083 -> 60 (vrplib's own
+    # FLOOR_2D ignores SCALE: 5, 1, 5, 6)
+    assert problem.distance["car"][0].tolist() == [0, 50, 14, 53, 60]
+    assert problem.distance["car"][1, 2] == 36  # sqrt(13) = 3.606
+    assert [stop.service_seconds for stop in problem.stops] == [90] * 4
+    assert [stop.windows for stop in problem.stops][:3] == [((0, 1000),), ((100, 800),),
+                                                           ((500, 1500),)]
+    assert (problem.fleet[0].earliest, problem.fleet[0].latest) == (0, 2000)
+    assert (instance.kind, problem.vehicles, problem.cost_scale) == ("CVRPTW", 2, 10)
+    assert (conventions.edge_weight_type, conventions.scale) == ("FLOOR_2D", 10)
+    assert "floor(10*d)" in conventions.rounding
+    assert "DIMACS" in conventions.cost
+
+
+def test_read_problem__lkh3_exact_2d__thousandths_as_vrplib_rounds(tmp_path: Path) -> None:
+    problem, _, conventions = read_problem(_written(tmp_path, "LK5x.vrptw", LKH3_EXACT))
+
+    assert problem.distance["car"][0].tolist() == [0, 5000, 1414, 5385, 6083]
+    assert [stop.service_seconds for stop in problem.stops] == [9000] * 4
+    assert problem.stops[2].windows == ((1_500_000, 1_600_000),)
+    assert (conventions.edge_weight_type, conventions.scale) == ("EXACT_2D", 1000)
+    assert "round(1000*d)" in conventions.rounding
+
+
+def test_solve__lkh3_exact_2d__a_route_longer_than_the_default_horizon_is_planned(
+    tmp_path: Path,
+) -> None:
+    problem, _, _ = read_problem(_written(tmp_path, "LK5x.vrptw", LKH3_EXACT))
+
+    plan = solve(problem, time_limit_seconds=0.5)
+
+    assert plan.locations_served == 4
+    assert plan.solver.cost is not None
+
+
+@pytest.mark.parametrize(("weights", "expected"), [
+    ("FLOOR_2D", [0, 5, 1, 5, 6]), ("CEIL_2D", [0, 5, 2, 6, 7]),
+])
+def test_read_problem__floor_and_ceil_without_scale__vrplib_integers(
+    tmp_path: Path, weights: str, expected: list[int],
+) -> None:
+    text = LKH3_FLOOR.replace("SCALE : 10\n", "").replace("FLOOR_2D", weights)
+
+    problem, _, conventions = read_problem(_written(tmp_path, "LK5.vrptw", text))
+
+    assert problem.distance["car"][0].tolist() == expected
+    assert conventions.scale == 1
+    assert problem.stops[0].windows == ((0, 100),)
+
+
+EXPLICIT = """NAME : ex4
+TYPE : CVRP
+DIMENSION : 4
+CAPACITY : 10
+EDGE_WEIGHT_TYPE : EXPLICIT
+EDGE_WEIGHT_FORMAT : LOWER_ROW
+EDGE_WEIGHT_SECTION
+7
+3 4
+9 2 6
+DEMAND_SECTION
+1 0
+2 4
+3 5
+4 6
+DEPOT_SECTION
+1
+-1
+EOF
+"""
+
+
+def test_read_problem__explicit_lower_row__the_files_weights(tmp_path: Path) -> None:
+    problem, _, conventions = read_problem(_written(tmp_path, "ex4.vrp", EXPLICIT))
+
+    assert problem.distance["car"].tolist() == [[0, 7, 3, 9], [7, 0, 4, 2], [3, 4, 0, 6],
+                                                [9, 2, 6, 0]]
+    assert conventions.edge_weight_type == "EXPLICIT"
+    assert solve(problem, time_limit_seconds=0.2).locations_served == 3
+
+
+@pytest.mark.parametrize("weights", ["ATT", "GEO", "MAN_2D"])
+def test_read_instance__a_weight_type_vrplib_does_not_compute__refused_naming_those_it_does(
+    tmp_path: Path, weights: str,
+) -> None:
+    path = _written(tmp_path, "w.vrp", SMALL.replace("EUC_2D", weights))
+
+    with pytest.raises(VrplibError, match=f"EDGE_WEIGHT_TYPE {weights} is not supported: "
+                                          "vrplib computes EUC_2D, FLOOR_2D, CEIL_2D"):
+        read_problem(path)

@@ -25,6 +25,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -32,6 +33,7 @@ from pydantic import (
 )
 
 from jobworker.problems import ProblemsBelow, describe, field_problems
+from jobworker.routes.travel_options import check_provider_name, options_model
 
 MINUTES_PER_DAY = 1440
 HORIZON_MINUTES = 7 * MINUTES_PER_DAY
@@ -337,36 +339,39 @@ class VehicleType(BaseModel):
         return _as_list(self.capacity)
 
 
-# Provider options a request may not set: where the data or the server is belongs to the
-# deployment (a request naming a path or a URL could read the poller's files or reach hosts
-# inside its network).
-DEPLOYMENT_TRAVEL_OPTIONS = frozenset(
-    {"data", "cache_dir", "url", "urls", "endpoint_url", "region", "client"}
-)
-
-
 class TravelSettings(BaseModel):
     """Where travel times come from: ``provider`` (and its own options), and what to plan
     on when it cannot answer: ``fallback`` (``"haversine"``), only if the request asks for
-    one; by default the job fails (or, for an unreachable provider, is retried) and says why."""
+    one; by default the job fails (or, for an unreachable provider, is retried) and says why.
+
+    The options are the other keys, each checked against the provider's own model
+    (:mod:`jobworker.routes.travel_options`): a bad one is a 422 naming
+    ``settings.travel.<option>``, never a job that fails on it."""
 
     model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
     provider: str = Field(default="haversine", min_length=1, max_length=64,
-                          pattern=r"^[A-Za-z0-9_.-]+$")
-    fallback: str | None = Field(default=None, max_length=64)
+                          pattern=r"^[A-Za-z0-9_.-]+$",
+                          description="A travel provider the code knows (haversine, matrix, "
+                                      "osrm, osrm-http, amazon-location, registered ones)")
+    fallback: str | None = Field(default=None, min_length=1, max_length=64,
+                                 pattern=r"^[A-Za-z0-9_.-]+$",
+                                 description="Plan on this provider when the first cannot "
+                                             "answer (e.g. haversine); none = fail")
+    _options: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    _known_names = field_validator("provider", "fallback")(check_provider_name)
 
     @model_validator(mode="after")
-    def _no_deployment_options(self) -> Self:
-        refused = sorted(DEPLOYMENT_TRAVEL_OPTIONS & (self.model_extra or {}).keys())
-        if refused:
-            raise ValueError(
-                f"{', '.join(refused)}: set by the deployment (its settings), not by a request"
-            )
+    def _provider_options(self) -> Self:
+        model = options_model(self.provider)
+        assert model is not None, "the provider's name was checked"
+        self._options = model.model_validate(self.model_extra or {}).stated()
         return self
 
     def options(self) -> dict[str, Any]:
-        return dict(self.model_extra or {})
+        """The provider's options the request stated, validated."""
+        return dict(self._options)
 
 
 class RoutingSettings(BaseModel):

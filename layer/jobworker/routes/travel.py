@@ -21,6 +21,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from jobworker.routes.matrix import Point, haversine_km
+from jobworker.routes.travel_options import (
+    ProviderOptions,
+    known_providers,
+    options_model,
+    register_options,
+)
 
 FloatMatrix = NDArray[np.float64]
 LatLon = tuple[float, float]
@@ -75,9 +81,13 @@ _ROAD_PROVIDERS = {
 }
 
 
-def register_provider(name: str, factory: ProviderFactory) -> None:
-    """Make ``settings.travel.provider: name`` build its provider with ``factory(options)``."""
+def register_provider(name: str, factory: ProviderFactory,
+                      options: type[ProviderOptions] | None = None) -> None:
+    """Make ``settings.travel.provider: name`` build its provider with ``factory(options)``;
+    a request may set the fields of ``options`` (the API checks them), by default none."""
     _PROVIDERS[name] = factory
+    if options is not None or options_model(name) is None:
+        register_options(name, options or ProviderOptions)
 
 
 def provider_for(name: str, options: Mapping[str, Any]) -> TravelProvider:
@@ -93,7 +103,7 @@ def provider_for(name: str, options: Mapping[str, Any]) -> TravelProvider:
 
 
 def provider_names() -> list[str]:
-    return sorted({*_PROVIDERS, *_ROAD_PROVIDERS})
+    return known_providers()
 
 
 def _past(deadline: float | None) -> bool:
