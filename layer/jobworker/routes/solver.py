@@ -23,9 +23,9 @@ How the request maps onto PyVRP's own features (no hand-made search):
 * speed factors: the travel profile's durations divided by the factor, a profile each.
 
 Everything is integer: distances in units (metres for requests), times in seconds, costs in
-ten-thousandths of the currency. The ranges in :mod:`jobworker.routes.models` keep every sum
-inside int64: an arc is at most ~40,000 km and :data:`UNREACHABLE_SECONDS`, a route at most
-``MAX_LOCATIONS + 1`` arcs.
+ten-thousandths of the currency. An arc is at most ~40,000 km and :data:`UNREACHABLE_SECONDS`;
+:mod:`jobworker.routes.bounds` bounds every cost PyVRP sums from the problem's largest numbers
+and chooses the penalties so that the total stays inside int64.
 """
 
 from __future__ import annotations
@@ -39,6 +39,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from jobworker.routes.bounds import (
+    COST_SCALE,
+    METRES_PER_KM,
+    ROUTE_HORIZON_SECONDS,
+    SECONDS_PER_HOUR,
+    UNREACHABLE_SECONDS,
+    Extremes,
+    penalty_limits,
+)
 from jobworker.routes.matrix import FloatMatrix
 from jobworker.routes.plan import (
     COST_DIGITS,
@@ -73,22 +82,14 @@ IntMatrix = NDArray[np.int64]
 Heartbeat = Callable[[], None]
 Clock = Callable[[], float]
 
-METRES_PER_KM = 1000.0
 SECONDS_PER_MINUTE = 60.0
-# Solver cost units per unit of currency: a vehicle's cost per km is resolved to 0.1 per km
-# (10 units per metre at 1 per km). PyVRP's penalties for excess load, time and distance
-# are tuned for costs of about one unit per metre of travel; they are scaled up with the
-# unit cost (at most PENALTY_SCALE_CAP times), so that they still outweigh travel, and the
-# cap keeps penalty x excess inside int64 at the largest loads the API accepts.
-COST_SCALE = 10_000
-PENALTY_SCALE_CAP = 10.0
+# PyVRP's penalties for excess load, time and distance are tuned for costs of about one unit
+# per metre of travel: they are scaled up with the largest unit cost, so that they still
+# outweigh travel (jobworker.routes.bounds lowers them where int64 needs it).
+USUAL_MIN_PENALTY = 0.1
+USUAL_MAX_PENALTY = 100_000.0
 DEFAULT_SEED = 0  # a fixed default keeps plans repeatable unless the caller asks otherwise
 HEARTBEAT_EVERY_SECONDS = 1.0
-# Every route ends within two weeks of minute 0 (the longest shift the API accepts). An arc
-# longer than that is on no feasible route, so it is stored as UNREACHABLE_SECONDS: this
-# bounds every duration the solver adds up, and marks the arcs a vehicle may not take.
-ROUTE_HORIZON_SECONDS = 14 * 24 * 3600
-UNREACHABLE_SECONDS = ROUTE_HORIZON_SECONDS + 1
 STALE_ITERATIONS_PER_LOCATION = 1_000
 MIN_STALE_ITERATIONS = 10_000
 _MAX_NAMED = 10
@@ -347,8 +348,8 @@ def _search(model: _Model, stop: _StopCriterion, seed: int) -> Result:
     from pyvrp.exceptions import PenaltyBoundWarning
 
     data = model.data()
-    params = SolveParams(penalty=PenaltyParams(min_penalty=0.1 * model.penalty_scale,
-                                               max_penalty=100_000.0 * model.penalty_scale))
+    low, high = model.penalty_limits()
+    params = SolveParams(penalty=PenaltyParams(min_penalty=low, max_penalty=high))
     with warnings.catch_warnings():
         # PyVRP warns when its penalties max out on an instance it cannot make feasible; we
         # report that case ourselves, as InfeasibleProblem, so the warning is only noise.
@@ -410,12 +411,47 @@ class _Model:
                 duration[row, row] = 0
         return distance, duration
 
-    @property
-    def penalty_scale(self) -> float:
-        """The largest travel cost per distance unit, in cost units, within [1, cap]."""
-        scale, per_km = self.problem.cost_scale, self.problem.distance_units_per_km
-        unit = max(round(v.cost_per_km * scale / per_km) for v in self.problem.fleet)
-        return float(min(max(unit, 1), PENALTY_SCALE_CAP))
+    def penalty_limits(self) -> tuple[float, float]:
+        """PyVRP's (min, max) penalty per unit of violation: the usual ones scaled with the
+        largest travel cost per distance unit, within what int64 leaves room for."""
+        scale = max(1, max(self._unit_distance_cost(v) for v in self.problem.fleet))
+        return penalty_limits(self.extremes(), usual_min=USUAL_MIN_PENALTY * scale,
+                              usual_max=USUAL_MAX_PENALTY * scale)
+
+    def extremes(self) -> Extremes:
+        """The problem's largest numbers as PyVRP will see them (see ``routes.bounds``)."""
+        problem = self.problem
+        clients = [problem.stops[i] for i in self.client_stop]
+        prizes = [self._prize(stop) for stop in clients]
+        fixed = [self._fixed_cost(v) for v in problem.fleet]
+        horizon = max([ROUTE_HORIZON_SECONDS] + [v.latest for v in problem.fleet]
+                      + [late for stop in clients for _, late in stop.windows])
+        return Extremes(
+            clients=len(clients), vehicles=problem.vehicles,
+            load_total=sum(sum(stop.delivery) + sum(stop.pickup) for stop in clients),
+            longest_leg=max(int(np.max(d)) for d, _ in self._matrices),
+            longest_leg_seconds=max(int(np.max(t)) for _, t in self._matrices),
+            longest_service_seconds=max((stop.service_seconds for stop in clients), default=0),
+            horizon_seconds=horizon,
+            unit_distance_cost=max(self._unit_distance_cost(v) for v in problem.fleet),
+            unit_duration_cost=max(self._unit_duration_cost(v) for v in problem.fleet),
+            largest_fixed_cost=max(fixed),
+            fixed_cost_total=sum(v.count * cost for v, cost in zip(problem.fleet, fixed,
+                                                                     strict=True)),
+            largest_prize=max(prizes, default=0), prize_total=sum(prizes),
+        )
+
+    def _prize(self, stop: StopSpec) -> int:
+        return 0 if stop.required else round(stop.penalty * self.problem.cost_scale)
+
+    def _fixed_cost(self, v: FleetSpec) -> int:
+        return round(v.fixed_cost * self.problem.cost_scale)
+
+    def _unit_distance_cost(self, v: FleetSpec) -> int:
+        return round(v.cost_per_km * self.problem.cost_scale / self.problem.distance_units_per_km)
+
+    def _unit_duration_cost(self, v: FleetSpec) -> int:
+        return round(v.cost_per_hour * self.problem.cost_scale / SECONDS_PER_HOUR)
 
     def matrices_of(self, vehicle_type: int) -> tuple[IntMatrix, IntMatrix]:
         return self._matrices[self.vehicle_profile[vehicle_type]]
@@ -446,7 +482,7 @@ class _Model:
                 location=len(self.depot_rows) + c, delivery=list(stop.delivery),
                 pickup=list(stop.pickup), service_duration=stop.service_seconds,
                 tw_early=early, tw_late=late,
-                prize=0 if stop.required else round(stop.penalty * problem.cost_scale),
+                prize=self._prize(stop),
                 required=stop.required and not grouped,
                 group=group_of.get(i), name=stop.id,
             ))
@@ -472,17 +508,16 @@ class _Model:
 
     def _vehicle_type(self, vehicle_type: Any, v: FleetSpec, k: int,
                       depot_index: Mapping[int, int]) -> Any:
-        scale, per_km = self.problem.cost_scale, self.problem.distance_units_per_km
         end = v.end_row if v.end_row is not None else self.open_row
         assert end is not None
         return vehicle_type(
             num_available=v.count, capacity=list(v.capacity),
             start_depot=depot_index[v.start_row], end_depot=depot_index[end],
-            fixed_cost=round(v.fixed_cost * scale), tw_early=v.earliest, tw_late=v.latest,
+            fixed_cost=self._fixed_cost(v), tw_early=v.earliest, tw_late=v.latest,
             shift_duration=v.max_duration if v.max_duration is not None else ROUTE_HORIZON_SECONDS,
             max_distance=v.max_distance if v.max_distance is not None else np.iinfo(np.int64).max,
-            unit_distance_cost=round(v.cost_per_km * scale / per_km),
-            unit_duration_cost=round(v.cost_per_hour * scale / 3600),
+            unit_distance_cost=self._unit_distance_cost(v),
+            unit_duration_cost=self._unit_duration_cost(v),
             profile=self.vehicle_profile[k], name=v.id,
         )
 
