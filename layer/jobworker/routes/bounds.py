@@ -30,6 +30,10 @@ COST_SCALE = 10_000
 # bounds every duration the solver adds up, and marks the arcs a vehicle may not take.
 ROUTE_HORIZON_SECONDS = 14 * 24 * 3600
 UNREACHABLE_SECONDS = ROUTE_HORIZON_SECONDS + 1
+# A single unit of violation (of load, a second, a metre) can save a skipped stop's prize or
+# a vehicle's fixed cost: at its maximum, the penalty per unit is above both (twice: margin),
+# so that the search's best plan leaves optional stops out rather than overload a vehicle.
+PENALTY_MARGIN = 2
 
 
 class CostsTooLarge(ValueError):
@@ -46,7 +50,8 @@ class Extremes:
     longest_leg: int  # distance units
     longest_leg_seconds: int
     longest_service_seconds: int
-    horizon_seconds: int  # the latest time window or shift end
+    latest_opening: int  # seconds: the latest a time window or a shift opens
+    latest_end: int  # seconds: the latest a shift ends (and so a route may start)
     unit_distance_cost: int  # the largest over vehicle types, per distance unit
     unit_duration_cost: int  # per second
     largest_fixed_cost: int
@@ -64,10 +69,11 @@ class Extremes:
         return self.legs * self.longest_leg
 
     def seconds(self) -> int:
-        """Bounds the duration of all routes together, and their time warp: every leg and
-        service, and before each one a wait or a warp of at most the horizon and back."""
-        per_leg = self.longest_leg_seconds + self.longest_service_seconds
-        return self.legs * (per_leg + 2 * self.horizon_seconds)
+        """Bounds the duration of all routes together, and their time warp. A route's clock
+        starts by its shift's end and moves forward by legs, services and waits (a wait
+        ends when a window opens); time warp only takes back what the clock went forward."""
+        per_leg = self.longest_leg_seconds + self.longest_service_seconds + self.latest_opening
+        return self.legs * per_leg + self.vehicles * self.latest_end
 
     def cost(self) -> int:
         """Bounds what a solution costs before penalties."""
@@ -85,13 +91,17 @@ def penalty_limits(extremes: Extremes, *, usual_min: float, usual_max: float,
                    ) -> tuple[float, float]:
     """PyVRP's ``(min_penalty, max_penalty)`` per unit of violation for this problem.
 
-    The maximum is the usual one, lowered until the costs plus the penalties at their
-    maximum fit :data:`COST_BUDGET`. Raises :class:`CostsTooLarge` when nothing fits.
+    The maximum is the usual one, raised above the largest prize and fixed cost (see
+    :data:`PENALTY_MARGIN`), then lowered where needed until the costs plus the penalties at
+    their maximum fit :data:`COST_BUDGET`: where that bites, ``routes.repair`` still turns
+    the best plan into a feasible one. Raises :class:`CostsTooLarge` when nothing fits.
     """
     room = (COST_BUDGET - extremes.cost()) // max(extremes.violation(), 1)
     if room < 1:
         raise CostsTooLarge("the problem's costs leave no room for penalties in int64")
-    top = min(usual_max, float(room))
+    wanted = max(usual_max,
+                 PENALTY_MARGIN * max(extremes.largest_prize, extremes.largest_fixed_cost))
+    top = min(float(wanted), float(room))
     return min(usual_min, top), top
 
 
@@ -110,7 +120,8 @@ def api_extremes() -> Extremes:
         longest_leg=round(models.MAX_MATRIX_KM * METRES_PER_KM),
         longest_leg_seconds=UNREACHABLE_SECONDS,
         longest_service_seconds=models.MINUTES_PER_DAY * 60,
-        horizon_seconds=ROUTE_HORIZON_SECONDS,
+        latest_opening=models.HORIZON_MINUTES * 60,
+        latest_end=ROUTE_HORIZON_SECONDS,
         unit_distance_cost=round(models.MAX_COST_PER_KM * COST_SCALE / METRES_PER_KM),
         unit_duration_cost=round(models.MAX_COST_PER_HOUR * COST_SCALE / SECONDS_PER_HOUR),
         largest_fixed_cost=fixed_cost,

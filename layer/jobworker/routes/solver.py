@@ -61,6 +61,7 @@ from jobworker.routes.plan import (
     StopReason,
     UnassignedStop,
 )
+from jobworker.routes.repair import without_violations
 
 if TYPE_CHECKING:
     from pyvrp import ProblemData, Result, Route, Solution
@@ -301,8 +302,8 @@ def solve(
     the solve and propagates. ``seed`` overrides ``problem.seed`` (default 0). The search
     ends early once ``stale_iterations`` iterations in a row found nothing better. Raises
     :class:`InfeasibleProblem` when the required stops cannot all be served, or when the best
-    plan found in time still breaks a constraint. Optional stops left out are listed in the
-    plan's ``unassigned`` with a reason.
+    plan found in time still breaks a constraint that leaving optional stops out does not
+    mend. Optional stops left out are listed in the plan's ``unassigned`` with a reason.
     """
     started = clock()
     used_seed = seed if seed is not None else problem.seed
@@ -316,20 +317,19 @@ def solve(
         started=started,
         stale_iterations=stale_iterations or default_stale_iterations(problem.size),
     )
-    result = _search(model, stop, used_seed)
+    data = model.data()
+    result = _search(data, model, stop, used_seed)
+    best, left_out = _feasible_best(problem, model, data, result.best, clock() - started)
     runtime = clock() - started
-    best = result.best
-    if not (best.is_feasible() and best.is_complete()):
-        raise InfeasibleProblem(_explain_infeasible(problem, model, best, runtime))
     reason = stop.reason
     if reason == "time_limit" and _cut_short(problem, time_limit_seconds):
         reason = "deadline"
     info = SolverInfo(
-        cost=round(result.cost()), feasible=True, runtime_seconds=round(runtime, 3),
+        cost=_objective(best), feasible=True, runtime_seconds=round(runtime, 3),
         iterations=result.num_iterations, stopped_early=reason == "deadline",
         stop_reason=reason, seed=used_seed, time_limit_seconds=time_limit_seconds,
     )
-    return _plan(problem, model, best, info)
+    return _plan(problem, model, best, info, left_out=left_out)
 
 
 def default_stale_iterations(size: int) -> int:
@@ -342,12 +342,11 @@ def _cut_short(problem: RoutingProblem, time_limit_seconds: float) -> bool:
     return requested is not None and time_limit_seconds < requested
 
 
-def _search(model: _Model, stop: _StopCriterion, seed: int) -> Result:
+def _search(data: ProblemData, model: _Model, stop: _StopCriterion, seed: int) -> Result:
     from pyvrp import PenaltyParams, SolveParams
     from pyvrp import solve as pyvrp_solve
     from pyvrp.exceptions import PenaltyBoundWarning
 
-    data = model.data()
     low, high = model.penalty_limits()
     params = SolveParams(penalty=PenaltyParams(min_penalty=low, max_penalty=high))
     with warnings.catch_warnings():
@@ -356,6 +355,26 @@ def _search(model: _Model, stop: _StopCriterion, seed: int) -> Result:
         warnings.simplefilter("ignore", PenaltyBoundWarning)
         return pyvrp_solve(data, stop, seed=seed, collect_stats=False, display=False,
                            params=params)
+
+
+def _feasible_best(problem: RoutingProblem, model: _Model, data: ProblemData, best: Solution,
+                   runtime: float) -> tuple[Solution, int]:
+    """The search's best plan, with optional stops taken off the routes it overloads or makes
+    late if it must be (and how many); raises :class:`InfeasibleProblem` if that is not enough.
+    """
+    if best.is_feasible() and best.is_complete():
+        return best, 0
+    repaired = without_violations(data, best)
+    if repaired is None:
+        raise InfeasibleProblem(_explain_infeasible(problem, model, best, runtime))
+    return repaired, best.num_clients() - repaired.num_clients()
+
+
+def _objective(solution: Solution) -> int:
+    """What the plan costs in solver units (PyVRP's objective of a feasible solution)."""
+    from pyvrp import CostEvaluator
+
+    return int(CostEvaluator([0.0] * len(solution.excess_load()), 0.0, 0.0).cost(solution))
 
 
 # --- the PyVRP model ------------------------------------------------------------------------
@@ -424,15 +443,15 @@ class _Model:
         clients = [problem.stops[i] for i in self.client_stop]
         prizes = [self._prize(stop) for stop in clients]
         fixed = [self._fixed_cost(v) for v in problem.fleet]
-        horizon = max([ROUTE_HORIZON_SECONDS] + [v.latest for v in problem.fleet]
-                      + [late for stop in clients for _, late in stop.windows])
+        opening = max([v.earliest for v in problem.fleet]
+                      + [early for stop in clients for early, _ in stop.windows])
         return Extremes(
             clients=len(clients), vehicles=problem.vehicles,
             load_total=sum(sum(stop.delivery) + sum(stop.pickup) for stop in clients),
             longest_leg=max(int(np.max(d)) for d, _ in self._matrices),
             longest_leg_seconds=max(int(np.max(t)) for _, t in self._matrices),
             longest_service_seconds=max((stop.service_seconds for stop in clients), default=0),
-            horizon_seconds=horizon,
+            latest_opening=opening, latest_end=max(v.latest for v in problem.fleet),
             unit_distance_cost=max(self._unit_distance_cost(v) for v in problem.fleet),
             unit_duration_cost=max(self._unit_duration_cost(v) for v in problem.fleet),
             largest_fixed_cost=max(fixed),
@@ -575,7 +594,8 @@ def _missing_required(problem: RoutingProblem, model: _Model, best: Solution) ->
     return [stop.id for i, stop in enumerate(problem.stops) if stop.required and i not in visited]
 
 
-def _plan(problem: RoutingProblem, model: _Model, best: Solution, info: SolverInfo) -> RoutePlan:
+def _plan(problem: RoutingProblem, model: _Model, best: Solution, info: SolverInfo, *,
+          left_out: int = 0) -> RoutePlan:
     routes: list[PlannedRoute] = []
     used_per_type: dict[int, int] = {}
     for route in sorted(best.routes(), key=lambda r: (r.vehicle_type(), r.start_time())):
@@ -583,7 +603,7 @@ def _plan(problem: RoutingProblem, model: _Model, best: Solution, info: SolverIn
         used_per_type[k] = used_per_type.get(k, 0) + 1
         routes.append(_route(problem, model, route, len(routes) + 1, used_per_type[k]))
     unassigned = _unassigned(problem, model, best, routes, info)
-    return RoutePlan(routes=routes, solver=info, notes=_notes(problem, info),
+    return RoutePlan(routes=routes, solver=info, notes=_notes(problem, info, left_out),
                      unassigned=unassigned, travel=dict(problem.travel),
                      depots=_depots(problem))
 
@@ -601,15 +621,20 @@ def _depots(problem: RoutingProblem) -> list[dict[str, Any]]:
     return [{"id": p.id, "lat": p.lat, "lon": p.lon} for p in problem.places if p.depot]
 
 
-def _notes(problem: RoutingProblem, info: SolverInfo) -> list[str]:
+def _notes(problem: RoutingProblem, info: SolverInfo, left_out: int = 0) -> list[str]:
+    notes = []
     if info.stop_reason == "deadline":
-        return [
+        notes.append(
             f"the job's deadline cut the search to {info.time_limit_seconds:g} s of the"
             f" {problem.max_runtime_seconds:g} s asked for: this is the best plan found by then"
-        ]
-    if info.stop_reason == "converged":
-        return [f"search ended after {info.runtime_seconds:.1f} s: it stopped finding better plans"]
-    return []
+        )
+    elif info.stop_reason == "converged":
+        notes.append(f"search ended after {info.runtime_seconds:.1f} s: it stopped finding "
+                     "better plans")
+    if left_out:
+        notes.append(f"the best plan found broke a vehicle's limits: {left_out} optional "
+                     "stop(s) were taken off its routes to keep every route within them")
+    return notes
 
 
 def _end_of(problem: RoutingProblem, row: int | None) -> RouteEnd | None:
