@@ -299,3 +299,26 @@ def test_fleet_job__all_stops_optional_and_too_many__completes_leaving_some_out(
     check_answer(answer, body)
     assert answer["locations_served"] == 5
     assert [u["code"] for u in answer["unassigned"]] == ["capacity"]
+
+
+def test_fleet_job__stops_left_out_for_want_of_shift_time__the_reason_says_shift(
+    api: LambdaClient, handlers: dict[str, Any], engine: Engine,
+) -> None:
+    """They were said to be dropped for their penalty (5000) although serving one more costs
+    about a kilometre; the van's shift (480-560) is what keeps them out."""
+    stops = [{"id": f"s{i}", "service_minutes": 10, "penalty": 5000} for i in range(10)]
+    body = _one_van_request(stops, shift={"earliest": 480, "latest": 560})
+
+    done = _run(api, handlers, body)
+    answer = done["routes"]
+
+    check_answer(answer, body)
+    assert answer["unassigned"]
+    assert {u["code"] for u in answer["unassigned"]} == {"shift"}
+    assert all("after its shift ends at minute 560" in u["reason"]
+               for u in answer["unassigned"])
+    with engine.connect() as conn:
+        stored = conn.execute(text(
+            "SELECT DISTINCT code FROM route_unassigned WHERE route_group_id = :g"),
+            {"g": done["job"]["route_group_id"]}).scalars().all()
+    assert stored == ["shift"]

@@ -41,6 +41,7 @@ from numpy.typing import NDArray
 
 from jobworker.routes.bounds import (
     COST_SCALE,
+    INT64_MAX,
     METRES_PER_KM,
     ROUTE_HORIZON_SECONDS,
     SECONDS_PER_HOUR,
@@ -48,6 +49,8 @@ from jobworker.routes.bounds import (
     Extremes,
     penalty_limits,
 )
+from jobworker.routes.dropped import Scales, why_dropped
+from jobworker.routes.insertion import Tour, Vehicle, Visit, cheapest_insertion, places_of
 from jobworker.routes.matrix import FloatMatrix
 from jobworker.routes.plan import (
     COST_DIGITS,
@@ -433,7 +436,7 @@ class _Model:
     def penalty_limits(self) -> tuple[float, float]:
         """PyVRP's (min, max) penalty per unit of violation: the usual ones scaled with the
         largest travel cost per distance unit, within what int64 leaves room for."""
-        scale = max(1, max(self._unit_distance_cost(v) for v in self.problem.fleet))
+        scale = max(1, max(self.unit_distance_cost(v) for v in self.problem.fleet))
         return penalty_limits(self.extremes(), usual_min=USUAL_MIN_PENALTY * scale,
                               usual_max=USUAL_MAX_PENALTY * scale)
 
@@ -441,8 +444,8 @@ class _Model:
         """The problem's largest numbers as PyVRP will see them (see ``routes.bounds``)."""
         problem = self.problem
         clients = [problem.stops[i] for i in self.client_stop]
-        prizes = [self._prize(stop) for stop in clients]
-        fixed = [self._fixed_cost(v) for v in problem.fleet]
+        prizes = [self.prize(stop) for stop in clients]
+        fixed = [self.fixed_cost(v) for v in problem.fleet]
         opening = max([v.earliest for v in problem.fleet]
                       + [early for stop in clients for early, _ in stop.windows])
         return Extremes(
@@ -452,24 +455,24 @@ class _Model:
             longest_leg_seconds=max(int(np.max(t)) for _, t in self._matrices),
             longest_service_seconds=max((stop.service_seconds for stop in clients), default=0),
             latest_opening=opening, latest_end=max(v.latest for v in problem.fleet),
-            unit_distance_cost=max(self._unit_distance_cost(v) for v in problem.fleet),
-            unit_duration_cost=max(self._unit_duration_cost(v) for v in problem.fleet),
+            unit_distance_cost=max(self.unit_distance_cost(v) for v in problem.fleet),
+            unit_duration_cost=max(self.unit_duration_cost(v) for v in problem.fleet),
             largest_fixed_cost=max(fixed),
             fixed_cost_total=sum(v.count * cost for v, cost in zip(problem.fleet, fixed,
                                                                      strict=True)),
             largest_prize=max(prizes, default=0), prize_total=sum(prizes),
         )
 
-    def _prize(self, stop: StopSpec) -> int:
+    def prize(self, stop: StopSpec) -> int:
         return 0 if stop.required else round(stop.penalty * self.problem.cost_scale)
 
-    def _fixed_cost(self, v: FleetSpec) -> int:
+    def fixed_cost(self, v: FleetSpec) -> int:
         return round(v.fixed_cost * self.problem.cost_scale)
 
-    def _unit_distance_cost(self, v: FleetSpec) -> int:
+    def unit_distance_cost(self, v: FleetSpec) -> int:
         return round(v.cost_per_km * self.problem.cost_scale / self.problem.distance_units_per_km)
 
-    def _unit_duration_cost(self, v: FleetSpec) -> int:
+    def unit_duration_cost(self, v: FleetSpec) -> int:
         return round(v.cost_per_hour * self.problem.cost_scale / SECONDS_PER_HOUR)
 
     def matrices_of(self, vehicle_type: int) -> tuple[IntMatrix, IntMatrix]:
@@ -490,7 +493,7 @@ class _Model:
         clients = []
         for c, (i, w) in enumerate(zip(self.client_stop, self.client_window, strict=True)):
             stop = problem.stops[i]
-            early, late = stop.windows[w] if w is not None else (0, ROUTE_HORIZON_SECONDS)
+            early, late = _window(stop, w)
             grouped = len(stop.windows) > 1
             if grouped and i not in group_of:
                 group_of[i] = len(groups)
@@ -501,7 +504,7 @@ class _Model:
                 location=len(self.depot_rows) + c, delivery=list(stop.delivery),
                 pickup=list(stop.pickup), service_duration=stop.service_seconds,
                 tw_early=early, tw_late=late,
-                prize=self._prize(stop),
+                prize=self.prize(stop),
                 required=stop.required and not grouped,
                 group=group_of.get(i), name=stop.id,
             ))
@@ -532,11 +535,10 @@ class _Model:
         return vehicle_type(
             num_available=v.count, capacity=list(v.capacity),
             start_depot=depot_index[v.start_row], end_depot=depot_index[end],
-            fixed_cost=self._fixed_cost(v), tw_early=v.earliest, tw_late=v.latest,
-            shift_duration=v.max_duration if v.max_duration is not None else ROUTE_HORIZON_SECONDS,
-            max_distance=v.max_distance if v.max_distance is not None else np.iinfo(np.int64).max,
-            unit_distance_cost=self._unit_distance_cost(v),
-            unit_duration_cost=self._unit_duration_cost(v),
+            fixed_cost=self.fixed_cost(v), tw_early=v.earliest, tw_late=v.latest,
+            shift_duration=_max_duration(v), max_distance=_max_distance(v),
+            unit_distance_cost=self.unit_distance_cost(v),
+            unit_duration_cost=self.unit_duration_cost(v),
             profile=self.vehicle_profile[k], name=v.id,
         )
 
@@ -598,11 +600,12 @@ def _plan(problem: RoutingProblem, model: _Model, best: Solution, info: SolverIn
           left_out: int = 0) -> RoutePlan:
     routes: list[PlannedRoute] = []
     used_per_type: dict[int, int] = {}
-    for route in sorted(best.routes(), key=lambda r: (r.vehicle_type(), r.start_time())):
+    ordered = sorted(best.routes(), key=lambda r: (r.vehicle_type(), r.start_time()))
+    for route in ordered:
         k = route.vehicle_type()
         used_per_type[k] = used_per_type.get(k, 0) + 1
         routes.append(_route(problem, model, route, len(routes) + 1, used_per_type[k]))
-    unassigned = _unassigned(problem, model, best, routes, info)
+    unassigned = _unassigned(problem, model, best, ordered, info)
     return RoutePlan(routes=routes, solver=info, notes=_notes(problem, info, left_out),
                      unassigned=unassigned, travel=dict(problem.travel),
                      depots=_depots(problem))
@@ -709,41 +712,86 @@ def _unavailable(problem: RoutingProblem, i: int) -> UnassignedStop:
 
 
 def _unassigned(problem: RoutingProblem, model: _Model, best: Solution,
-                routes: Sequence[PlannedRoute], info: SolverInfo) -> list[UnassignedStop]:
+                ordered: Sequence[Route], info: SolverInfo) -> list[UnassignedStop]:
     """Every stop not on a route, with the most telling reason we can state for it."""
     visited = _visited_stops(model, best)
     left = [_unavailable(problem, i) for i in sorted(problem.unavailable)]
-    for i, stop in enumerate(problem.stops):
-        if i in visited or i in problem.unavailable:
-            continue
-        place = problem.places[stop.row]
-        code, why = _why_dropped(problem, stop, routes, info)
+    dropped = [i for i in range(len(problem.stops))
+               if i not in visited and i not in problem.unavailable]
+    if not dropped:
+        return left
+    why = _Dropped(problem, model, ordered, cut_by_deadline=info.stop_reason == "deadline")
+    for i in dropped:
+        stop, place = problem.stops[i], problem.places[problem.stops[i].row]
+        code, reason = why(stop)
         left.append(UnassignedStop(location_id=stop.id, lat=place.lat, lon=place.lon,
-                                   code=code, reason=why, required=stop.required))
+                                   code=code, reason=reason, required=stop.required))
     return left
 
 
-def _why_dropped(problem: RoutingProblem, stop: StopSpec, routes: Sequence[PlannedRoute],
-                 info: SolverInfo) -> tuple[str, str]:
-    able = [k for k, v in enumerate(problem.fleet) if stop.skills <= v.skills]
-    idle = any(
-        sum(1 for r in routes if r.vehicle_type == problem.fleet[k].id) < problem.fleet[k].count
-        for k in able
-    )
-    roomy = idle or any(
-        all(max(r.delivery[d] + stop.delivery[d], r.pickup[d] + stop.pickup[d])
-            <= problem.fleet[k].capacity[d] for d in range(problem.dimensions))
-        for r in routes for k in able if r.vehicle_type == problem.fleet[k].id
-    )
-    if not roomy:
-        return "capacity", ("over capacity: every vehicle that can serve it is used and full "
-                            f"(its penalty {stop.penalty:g} was the cheaper loss)")
-    if info.stop_reason == "deadline":
-        return "time", ("out of time: the job's deadline ended the search before a place was "
-                        f"found for it (penalty {stop.penalty:g})")
-    return "penalty", (f"dropped: its penalty ({stop.penalty:g}) was lower than the cost of "
-                       "serving it")
+class _Dropped:
+    """Why an optional stop is off the plan: its cheapest insertion into the plan's routes
+    (``routes.insertion``), or what stops every one, in words (``routes.dropped``)."""
 
+    def __init__(self, problem: RoutingProblem, model: _Model, ordered: Sequence[Route], *,
+                 cut_by_deadline: bool) -> None:
+        self._problem, self._model = problem, model
+        self._cut_by_deadline = cut_by_deadline
+        self._scales = Scales(distance_units_per_km=problem.distance_units_per_km,
+                              cost_scale=problem.cost_scale, dimensions=problem.dimensions)
+        tours: dict[int, list[Tour]] = {k: [] for k in range(len(problem.fleet))}
+        for number, route in enumerate(ordered, 1):
+            visits = tuple(self._visit(a.idx) for a in route.schedule() if a.is_client())
+            tours[route.vehicle_type()].append(Tour(number, route.vehicle_type(), visits))
+        self._vehicles = [self._vehicle(k, len(tours[k])) for k in range(len(problem.fleet))]
+        self._places = {k: places_of(self._vehicles[k], tours[k]) for k in tours
+                        if tours[k] or self._vehicles[k].unused}
+
+    def __call__(self, stop: StopSpec) -> tuple[str, str]:
+        able = {k: where for k, where in self._places.items()
+                if stop.skills <= self._problem.fleet[k].skills}
+        windows = [_as_visit(stop, w) for w in range(len(stop.windows))] or [_as_visit(stop)]
+        verdict = cheapest_insertion(windows, self._vehicles, able)
+        if verdict is None:  # no vehicle with its skills at all: precheck's case, for safety
+            return "skill", "no vehicle has the skill(s) " + ", ".join(sorted(stop.skills))
+        return why_dropped(verdict, self._vehicles[verdict.vehicle], penalty=stop.penalty,
+                           scales=self._scales, cut_by_deadline=self._cut_by_deadline)
+
+    def _visit(self, client: int) -> Visit:
+        stop = self._problem.stops[self._model.client_stop[client]]
+        return _as_visit(stop, self._model.client_window[client])
+
+    def _vehicle(self, k: int, used: int) -> Vehicle:
+        v, model = self._problem.fleet[k], self._model
+        distance, duration = model.matrices_of(k)
+        end = v.end_row if v.end_row is not None else model.open_row
+        assert end is not None
+        return Vehicle(
+            name=v.id, capacity=v.capacity, start_row=v.start_row, end_row=end,
+            earliest=v.earliest, latest=v.latest, max_duration=_max_duration(v),
+            max_distance=_max_distance(v), unit_distance_cost=model.unit_distance_cost(v),
+            unit_duration_cost=model.unit_duration_cost(v), fixed_cost=model.fixed_cost(v),
+            distance=distance, duration=duration, unused=v.count - used,
+        )
+
+
+def _as_visit(stop: StopSpec, window: int | None = None) -> Visit:
+    early, late = _window(stop, window)
+    return Visit(row=stop.row, delivery=stop.delivery, pickup=stop.pickup,
+                 service=stop.service_seconds, early=early, late=late)
+
+
+def _window(stop: StopSpec, window: int | None) -> tuple[int, int]:
+    """When service may start (seconds): the given window, or any time in the horizon."""
+    return stop.windows[window] if window is not None else (0, ROUTE_HORIZON_SECONDS)
+
+
+def _max_duration(v: FleetSpec) -> int:
+    return v.max_duration if v.max_duration is not None else ROUTE_HORIZON_SECONDS
+
+
+def _max_distance(v: FleetSpec) -> int:
+    return v.max_distance if v.max_distance is not None else INT64_MAX
 
 
 def setup_seconds(size: int) -> float:
