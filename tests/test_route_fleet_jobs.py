@@ -293,3 +293,50 @@ def test_fleet_job__more_than_the_poller_memory_holds__422_before_queueing(
     assert accepted.status == 202
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM jobs")).scalar_one() == 1
+
+
+def _one_van_request(stops: list[dict[str, Any]], **van: Any) -> dict[str, Any]:
+    """Stops a few km south-west of depot d (lat 52.30-52.34, lon 4.80-4.81), one van."""
+    located = [{"lat": 52.30 + 0.04 * i / max(len(stops) - 1, 1),
+                "lon": 4.80 + 0.01 * (i % 11) / 10, **stop} for i, stop in enumerate(stops)]
+    vehicle = {"id": "van", "count": 1, "capacity": 50, "start": "d", "end": "d", **van}
+    return {"location_group": {"depots": [{"id": "d", "lat": 52.32, "lon": 4.82}],
+                               "locations": located},
+            "settings": {"vehicles": [vehicle], "max_runtime_seconds": 5}}
+
+
+def test_fleet_job__all_stops_optional_and_too_many__completes_leaving_some_out(
+    api: LambdaClient, handlers: dict[str, Any],
+) -> None:
+    """The audit's request: it ended FAILED ("over their vehicle's capacity ... or make stops
+    optional") although every stop was optional."""
+    body = _one_van_request([{"id": f"s{i}", "demand": 10, "priority": 10} for i in range(6)])
+
+    answer = _run(api, handlers, body)["routes"]
+
+    check_answer(answer, body)
+    assert answer["locations_served"] == 5
+    assert [u["code"] for u in answer["unassigned"]] == ["capacity"]
+
+
+def test_fleet_job__stops_left_out_for_want_of_shift_time__the_reason_says_shift(
+    api: LambdaClient, handlers: dict[str, Any], engine: Engine,
+) -> None:
+    """They were said to be dropped for their penalty (5000) although serving one more costs
+    about a kilometre; the van's shift (480-560) is what keeps them out."""
+    stops = [{"id": f"s{i}", "service_minutes": 10, "penalty": 5000} for i in range(10)]
+    body = _one_van_request(stops, shift={"earliest": 480, "latest": 560})
+
+    done = _run(api, handlers, body)
+    answer = done["routes"]
+
+    check_answer(answer, body)
+    assert answer["unassigned"]
+    assert {u["code"] for u in answer["unassigned"]} == {"shift"}
+    assert all("after its shift ends at minute 560" in u["reason"]
+               for u in answer["unassigned"])
+    with engine.connect() as conn:
+        stored = conn.execute(text(
+            "SELECT DISTINCT code FROM route_unassigned WHERE route_group_id = :g"),
+            {"g": done["job"]["route_group_id"]}).scalars().all()
+    assert stored == ["shift"]

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from jobworker.routes.bounds import METRES_PER_KM, ROUTE_HORIZON_SECONDS, UNREACHABLE_SECONDS
 from jobworker.routes.checks import stop_obstacles
 from jobworker.routes.models import (
     MAX_MATRIX_KM,
@@ -25,10 +26,7 @@ from jobworker.routes.models import (
 )
 from jobworker.routes.plan import RoutePlan
 from jobworker.routes.solver import (
-    METRES_PER_KM,
-    ROUTE_HORIZON_SECONDS,
     SECONDS_PER_MINUTE,
-    UNREACHABLE_SECONDS,
     FleetSpec,
     IntMatrix,
     Place,

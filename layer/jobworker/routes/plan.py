@@ -91,7 +91,7 @@ class UnassignedStop:
     location_id: str
     lat: float
     lon: float
-    code: str  # skill | capacity | window | limit | penalty | time
+    code: str  # skill | capacity | window | shift | limit | penalty | time (routes.dropped)
     reason: str
     required: bool = False
 

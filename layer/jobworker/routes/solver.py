@@ -23,9 +23,9 @@ How the request maps onto PyVRP's own features (no hand-made search):
 * speed factors: the travel profile's durations divided by the factor, a profile each.
 
 Everything is integer: distances in units (metres for requests), times in seconds, costs in
-ten-thousandths of the currency. The ranges in :mod:`jobworker.routes.models` keep every sum
-inside int64: an arc is at most ~40,000 km and :data:`UNREACHABLE_SECONDS`, a route at most
-``MAX_LOCATIONS + 1`` arcs.
+ten-thousandths of the currency. An arc is at most ~40,000 km and :data:`UNREACHABLE_SECONDS`;
+:mod:`jobworker.routes.bounds` bounds every cost PyVRP sums from the problem's largest numbers
+and chooses the penalties so that the total stays inside int64.
 """
 
 from __future__ import annotations
@@ -39,6 +39,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from jobworker.routes.bounds import (
+    COST_SCALE,
+    INT64_MAX,
+    METRES_PER_KM,
+    ROUTE_HORIZON_SECONDS,
+    SECONDS_PER_HOUR,
+    UNREACHABLE_SECONDS,
+    Extremes,
+    penalty_limits,
+)
+from jobworker.routes.dropped import Scales, why_dropped
+from jobworker.routes.insertion import Tour, Vehicle, Visit, cheapest_insertion, places_of
 from jobworker.routes.matrix import FloatMatrix
 from jobworker.routes.plan import (
     COST_DIGITS,
@@ -52,6 +64,7 @@ from jobworker.routes.plan import (
     StopReason,
     UnassignedStop,
 )
+from jobworker.routes.repair import without_violations
 
 if TYPE_CHECKING:
     from pyvrp import ProblemData, Result, Route, Solution
@@ -73,22 +86,14 @@ IntMatrix = NDArray[np.int64]
 Heartbeat = Callable[[], None]
 Clock = Callable[[], float]
 
-METRES_PER_KM = 1000.0
 SECONDS_PER_MINUTE = 60.0
-# Solver cost units per unit of currency: a vehicle's cost per km is resolved to 0.1 per km
-# (10 units per metre at 1 per km). PyVRP's penalties for excess load, time and distance
-# are tuned for costs of about one unit per metre of travel; they are scaled up with the
-# unit cost (at most PENALTY_SCALE_CAP times), so that they still outweigh travel, and the
-# cap keeps penalty x excess inside int64 at the largest loads the API accepts.
-COST_SCALE = 10_000
-PENALTY_SCALE_CAP = 10.0
+# PyVRP's penalties for excess load, time and distance are tuned for costs of about one unit
+# per metre of travel: they are scaled up with the largest unit cost, so that they still
+# outweigh travel (jobworker.routes.bounds lowers them where int64 needs it).
+USUAL_MIN_PENALTY = 0.1
+USUAL_MAX_PENALTY = 100_000.0
 DEFAULT_SEED = 0  # a fixed default keeps plans repeatable unless the caller asks otherwise
 HEARTBEAT_EVERY_SECONDS = 1.0
-# Every route ends within two weeks of minute 0 (the longest shift the API accepts). An arc
-# longer than that is on no feasible route, so it is stored as UNREACHABLE_SECONDS: this
-# bounds every duration the solver adds up, and marks the arcs a vehicle may not take.
-ROUTE_HORIZON_SECONDS = 14 * 24 * 3600
-UNREACHABLE_SECONDS = ROUTE_HORIZON_SECONDS + 1
 STALE_ITERATIONS_PER_LOCATION = 1_000
 MIN_STALE_ITERATIONS = 10_000
 _MAX_NAMED = 10
@@ -300,8 +305,8 @@ def solve(
     the solve and propagates. ``seed`` overrides ``problem.seed`` (default 0). The search
     ends early once ``stale_iterations`` iterations in a row found nothing better. Raises
     :class:`InfeasibleProblem` when the required stops cannot all be served, or when the best
-    plan found in time still breaks a constraint. Optional stops left out are listed in the
-    plan's ``unassigned`` with a reason.
+    plan found in time still breaks a constraint that leaving optional stops out does not
+    mend. Optional stops left out are listed in the plan's ``unassigned`` with a reason.
     """
     started = clock()
     used_seed = seed if seed is not None else problem.seed
@@ -315,20 +320,19 @@ def solve(
         started=started,
         stale_iterations=stale_iterations or default_stale_iterations(problem.size),
     )
-    result = _search(model, stop, used_seed)
+    data = model.data()
+    result = _search(data, model, stop, used_seed)
+    best, left_out = _feasible_best(problem, model, data, result.best, clock() - started)
     runtime = clock() - started
-    best = result.best
-    if not (best.is_feasible() and best.is_complete()):
-        raise InfeasibleProblem(_explain_infeasible(problem, model, best, runtime))
     reason = stop.reason
     if reason == "time_limit" and _cut_short(problem, time_limit_seconds):
         reason = "deadline"
     info = SolverInfo(
-        cost=round(result.cost()), feasible=True, runtime_seconds=round(runtime, 3),
+        cost=_objective(best), feasible=True, runtime_seconds=round(runtime, 3),
         iterations=result.num_iterations, stopped_early=reason == "deadline",
         stop_reason=reason, seed=used_seed, time_limit_seconds=time_limit_seconds,
     )
-    return _plan(problem, model, best, info)
+    return _plan(problem, model, best, info, left_out=left_out)
 
 
 def default_stale_iterations(size: int) -> int:
@@ -341,20 +345,39 @@ def _cut_short(problem: RoutingProblem, time_limit_seconds: float) -> bool:
     return requested is not None and time_limit_seconds < requested
 
 
-def _search(model: _Model, stop: _StopCriterion, seed: int) -> Result:
+def _search(data: ProblemData, model: _Model, stop: _StopCriterion, seed: int) -> Result:
     from pyvrp import PenaltyParams, SolveParams
     from pyvrp import solve as pyvrp_solve
     from pyvrp.exceptions import PenaltyBoundWarning
 
-    data = model.data()
-    params = SolveParams(penalty=PenaltyParams(min_penalty=0.1 * model.penalty_scale,
-                                               max_penalty=100_000.0 * model.penalty_scale))
+    low, high = model.penalty_limits()
+    params = SolveParams(penalty=PenaltyParams(min_penalty=low, max_penalty=high))
     with warnings.catch_warnings():
         # PyVRP warns when its penalties max out on an instance it cannot make feasible; we
         # report that case ourselves, as InfeasibleProblem, so the warning is only noise.
         warnings.simplefilter("ignore", PenaltyBoundWarning)
         return pyvrp_solve(data, stop, seed=seed, collect_stats=False, display=False,
                            params=params)
+
+
+def _feasible_best(problem: RoutingProblem, model: _Model, data: ProblemData, best: Solution,
+                   runtime: float) -> tuple[Solution, int]:
+    """The search's best plan, with optional stops taken off the routes it overloads or makes
+    late if it must be (and how many); raises :class:`InfeasibleProblem` if that is not enough.
+    """
+    if best.is_feasible() and best.is_complete():
+        return best, 0
+    repaired = without_violations(data, best)
+    if repaired is None:
+        raise InfeasibleProblem(_explain_infeasible(problem, model, best, runtime))
+    return repaired, best.num_clients() - repaired.num_clients()
+
+
+def _objective(solution: Solution) -> int:
+    """What the plan costs in solver units (PyVRP's objective of a feasible solution)."""
+    from pyvrp import CostEvaluator
+
+    return int(CostEvaluator([0.0] * len(solution.excess_load()), 0.0, 0.0).cost(solution))
 
 
 # --- the PyVRP model ------------------------------------------------------------------------
@@ -410,12 +433,47 @@ class _Model:
                 duration[row, row] = 0
         return distance, duration
 
-    @property
-    def penalty_scale(self) -> float:
-        """The largest travel cost per distance unit, in cost units, within [1, cap]."""
-        scale, per_km = self.problem.cost_scale, self.problem.distance_units_per_km
-        unit = max(round(v.cost_per_km * scale / per_km) for v in self.problem.fleet)
-        return float(min(max(unit, 1), PENALTY_SCALE_CAP))
+    def penalty_limits(self) -> tuple[float, float]:
+        """PyVRP's (min, max) penalty per unit of violation: the usual ones scaled with the
+        largest travel cost per distance unit, within what int64 leaves room for."""
+        scale = max(1, max(self.unit_distance_cost(v) for v in self.problem.fleet))
+        return penalty_limits(self.extremes(), usual_min=USUAL_MIN_PENALTY * scale,
+                              usual_max=USUAL_MAX_PENALTY * scale)
+
+    def extremes(self) -> Extremes:
+        """The problem's largest numbers as PyVRP will see them (see ``routes.bounds``)."""
+        problem = self.problem
+        clients = [problem.stops[i] for i in self.client_stop]
+        prizes = [self.prize(stop) for stop in clients]
+        fixed = [self.fixed_cost(v) for v in problem.fleet]
+        opening = max([v.earliest for v in problem.fleet]
+                      + [early for stop in clients for early, _ in stop.windows])
+        return Extremes(
+            clients=len(clients), vehicles=problem.vehicles,
+            load_total=sum(sum(stop.delivery) + sum(stop.pickup) for stop in clients),
+            longest_leg=max(int(np.max(d)) for d, _ in self._matrices),
+            longest_leg_seconds=max(int(np.max(t)) for _, t in self._matrices),
+            longest_service_seconds=max((stop.service_seconds for stop in clients), default=0),
+            latest_opening=opening, latest_end=max(v.latest for v in problem.fleet),
+            unit_distance_cost=max(self.unit_distance_cost(v) for v in problem.fleet),
+            unit_duration_cost=max(self.unit_duration_cost(v) for v in problem.fleet),
+            largest_fixed_cost=max(fixed),
+            fixed_cost_total=sum(v.count * cost for v, cost in zip(problem.fleet, fixed,
+                                                                     strict=True)),
+            largest_prize=max(prizes, default=0), prize_total=sum(prizes),
+        )
+
+    def prize(self, stop: StopSpec) -> int:
+        return 0 if stop.required else round(stop.penalty * self.problem.cost_scale)
+
+    def fixed_cost(self, v: FleetSpec) -> int:
+        return round(v.fixed_cost * self.problem.cost_scale)
+
+    def unit_distance_cost(self, v: FleetSpec) -> int:
+        return round(v.cost_per_km * self.problem.cost_scale / self.problem.distance_units_per_km)
+
+    def unit_duration_cost(self, v: FleetSpec) -> int:
+        return round(v.cost_per_hour * self.problem.cost_scale / SECONDS_PER_HOUR)
 
     def matrices_of(self, vehicle_type: int) -> tuple[IntMatrix, IntMatrix]:
         return self._matrices[self.vehicle_profile[vehicle_type]]
@@ -435,7 +493,7 @@ class _Model:
         clients = []
         for c, (i, w) in enumerate(zip(self.client_stop, self.client_window, strict=True)):
             stop = problem.stops[i]
-            early, late = stop.windows[w] if w is not None else (0, ROUTE_HORIZON_SECONDS)
+            early, late = _window(stop, w)
             grouped = len(stop.windows) > 1
             if grouped and i not in group_of:
                 group_of[i] = len(groups)
@@ -446,7 +504,7 @@ class _Model:
                 location=len(self.depot_rows) + c, delivery=list(stop.delivery),
                 pickup=list(stop.pickup), service_duration=stop.service_seconds,
                 tw_early=early, tw_late=late,
-                prize=0 if stop.required else round(stop.penalty * problem.cost_scale),
+                prize=self.prize(stop),
                 required=stop.required and not grouped,
                 group=group_of.get(i), name=stop.id,
             ))
@@ -472,17 +530,15 @@ class _Model:
 
     def _vehicle_type(self, vehicle_type: Any, v: FleetSpec, k: int,
                       depot_index: Mapping[int, int]) -> Any:
-        scale, per_km = self.problem.cost_scale, self.problem.distance_units_per_km
         end = v.end_row if v.end_row is not None else self.open_row
         assert end is not None
         return vehicle_type(
             num_available=v.count, capacity=list(v.capacity),
             start_depot=depot_index[v.start_row], end_depot=depot_index[end],
-            fixed_cost=round(v.fixed_cost * scale), tw_early=v.earliest, tw_late=v.latest,
-            shift_duration=v.max_duration if v.max_duration is not None else ROUTE_HORIZON_SECONDS,
-            max_distance=v.max_distance if v.max_distance is not None else np.iinfo(np.int64).max,
-            unit_distance_cost=round(v.cost_per_km * scale / per_km),
-            unit_duration_cost=round(v.cost_per_hour * scale / 3600),
+            fixed_cost=self.fixed_cost(v), tw_early=v.earliest, tw_late=v.latest,
+            shift_duration=_max_duration(v), max_distance=_max_distance(v),
+            unit_distance_cost=self.unit_distance_cost(v),
+            unit_duration_cost=self.unit_duration_cost(v),
             profile=self.vehicle_profile[k], name=v.id,
         )
 
@@ -540,15 +596,17 @@ def _missing_required(problem: RoutingProblem, model: _Model, best: Solution) ->
     return [stop.id for i, stop in enumerate(problem.stops) if stop.required and i not in visited]
 
 
-def _plan(problem: RoutingProblem, model: _Model, best: Solution, info: SolverInfo) -> RoutePlan:
+def _plan(problem: RoutingProblem, model: _Model, best: Solution, info: SolverInfo, *,
+          left_out: int = 0) -> RoutePlan:
     routes: list[PlannedRoute] = []
     used_per_type: dict[int, int] = {}
-    for route in sorted(best.routes(), key=lambda r: (r.vehicle_type(), r.start_time())):
+    ordered = sorted(best.routes(), key=lambda r: (r.vehicle_type(), r.start_time()))
+    for route in ordered:
         k = route.vehicle_type()
         used_per_type[k] = used_per_type.get(k, 0) + 1
         routes.append(_route(problem, model, route, len(routes) + 1, used_per_type[k]))
-    unassigned = _unassigned(problem, model, best, routes, info)
-    return RoutePlan(routes=routes, solver=info, notes=_notes(problem, info),
+    unassigned = _unassigned(problem, model, best, ordered, info)
+    return RoutePlan(routes=routes, solver=info, notes=_notes(problem, info, left_out),
                      unassigned=unassigned, travel=dict(problem.travel),
                      depots=_depots(problem))
 
@@ -566,15 +624,20 @@ def _depots(problem: RoutingProblem) -> list[dict[str, Any]]:
     return [{"id": p.id, "lat": p.lat, "lon": p.lon} for p in problem.places if p.depot]
 
 
-def _notes(problem: RoutingProblem, info: SolverInfo) -> list[str]:
+def _notes(problem: RoutingProblem, info: SolverInfo, left_out: int = 0) -> list[str]:
+    notes = []
     if info.stop_reason == "deadline":
-        return [
+        notes.append(
             f"the job's deadline cut the search to {info.time_limit_seconds:g} s of the"
             f" {problem.max_runtime_seconds:g} s asked for: this is the best plan found by then"
-        ]
-    if info.stop_reason == "converged":
-        return [f"search ended after {info.runtime_seconds:.1f} s: it stopped finding better plans"]
-    return []
+        )
+    elif info.stop_reason == "converged":
+        notes.append(f"search ended after {info.runtime_seconds:.1f} s: it stopped finding "
+                     "better plans")
+    if left_out:
+        notes.append(f"the best plan found broke a vehicle's limits: {left_out} optional "
+                     "stop(s) were taken off its routes to keep every route within them")
+    return notes
 
 
 def _end_of(problem: RoutingProblem, row: int | None) -> RouteEnd | None:
@@ -649,41 +712,86 @@ def _unavailable(problem: RoutingProblem, i: int) -> UnassignedStop:
 
 
 def _unassigned(problem: RoutingProblem, model: _Model, best: Solution,
-                routes: Sequence[PlannedRoute], info: SolverInfo) -> list[UnassignedStop]:
+                ordered: Sequence[Route], info: SolverInfo) -> list[UnassignedStop]:
     """Every stop not on a route, with the most telling reason we can state for it."""
     visited = _visited_stops(model, best)
     left = [_unavailable(problem, i) for i in sorted(problem.unavailable)]
-    for i, stop in enumerate(problem.stops):
-        if i in visited or i in problem.unavailable:
-            continue
-        place = problem.places[stop.row]
-        code, why = _why_dropped(problem, stop, routes, info)
+    dropped = [i for i in range(len(problem.stops))
+               if i not in visited and i not in problem.unavailable]
+    if not dropped:
+        return left
+    why = _Dropped(problem, model, ordered, cut_by_deadline=info.stop_reason == "deadline")
+    for i in dropped:
+        stop, place = problem.stops[i], problem.places[problem.stops[i].row]
+        code, reason = why(stop)
         left.append(UnassignedStop(location_id=stop.id, lat=place.lat, lon=place.lon,
-                                   code=code, reason=why, required=stop.required))
+                                   code=code, reason=reason, required=stop.required))
     return left
 
 
-def _why_dropped(problem: RoutingProblem, stop: StopSpec, routes: Sequence[PlannedRoute],
-                 info: SolverInfo) -> tuple[str, str]:
-    able = [k for k, v in enumerate(problem.fleet) if stop.skills <= v.skills]
-    idle = any(
-        sum(1 for r in routes if r.vehicle_type == problem.fleet[k].id) < problem.fleet[k].count
-        for k in able
-    )
-    roomy = idle or any(
-        all(max(r.delivery[d] + stop.delivery[d], r.pickup[d] + stop.pickup[d])
-            <= problem.fleet[k].capacity[d] for d in range(problem.dimensions))
-        for r in routes for k in able if r.vehicle_type == problem.fleet[k].id
-    )
-    if not roomy:
-        return "capacity", ("over capacity: every vehicle that can serve it is used and full "
-                            f"(its penalty {stop.penalty:g} was the cheaper loss)")
-    if info.stop_reason == "deadline":
-        return "time", ("out of time: the job's deadline ended the search before a place was "
-                        f"found for it (penalty {stop.penalty:g})")
-    return "penalty", (f"dropped: its penalty ({stop.penalty:g}) was lower than the cost of "
-                       "serving it")
+class _Dropped:
+    """Why an optional stop is off the plan: its cheapest insertion into the plan's routes
+    (``routes.insertion``), or what stops every one, in words (``routes.dropped``)."""
 
+    def __init__(self, problem: RoutingProblem, model: _Model, ordered: Sequence[Route], *,
+                 cut_by_deadline: bool) -> None:
+        self._problem, self._model = problem, model
+        self._cut_by_deadline = cut_by_deadline
+        self._scales = Scales(distance_units_per_km=problem.distance_units_per_km,
+                              cost_scale=problem.cost_scale, dimensions=problem.dimensions)
+        tours: dict[int, list[Tour]] = {k: [] for k in range(len(problem.fleet))}
+        for number, route in enumerate(ordered, 1):
+            visits = tuple(self._visit(a.idx) for a in route.schedule() if a.is_client())
+            tours[route.vehicle_type()].append(Tour(number, route.vehicle_type(), visits))
+        self._vehicles = [self._vehicle(k, len(tours[k])) for k in range(len(problem.fleet))]
+        self._places = {k: places_of(self._vehicles[k], tours[k]) for k in tours
+                        if tours[k] or self._vehicles[k].unused}
+
+    def __call__(self, stop: StopSpec) -> tuple[str, str]:
+        able = {k: where for k, where in self._places.items()
+                if stop.skills <= self._problem.fleet[k].skills}
+        windows = [_as_visit(stop, w) for w in range(len(stop.windows))] or [_as_visit(stop)]
+        verdict = cheapest_insertion(windows, self._vehicles, able)
+        if verdict is None:  # no vehicle with its skills at all: precheck's case, for safety
+            return "skill", "no vehicle has the skill(s) " + ", ".join(sorted(stop.skills))
+        return why_dropped(verdict, self._vehicles[verdict.vehicle], penalty=stop.penalty,
+                           scales=self._scales, cut_by_deadline=self._cut_by_deadline)
+
+    def _visit(self, client: int) -> Visit:
+        stop = self._problem.stops[self._model.client_stop[client]]
+        return _as_visit(stop, self._model.client_window[client])
+
+    def _vehicle(self, k: int, used: int) -> Vehicle:
+        v, model = self._problem.fleet[k], self._model
+        distance, duration = model.matrices_of(k)
+        end = v.end_row if v.end_row is not None else model.open_row
+        assert end is not None
+        return Vehicle(
+            name=v.id, capacity=v.capacity, start_row=v.start_row, end_row=end,
+            earliest=v.earliest, latest=v.latest, max_duration=_max_duration(v),
+            max_distance=_max_distance(v), unit_distance_cost=model.unit_distance_cost(v),
+            unit_duration_cost=model.unit_duration_cost(v), fixed_cost=model.fixed_cost(v),
+            distance=distance, duration=duration, unused=v.count - used,
+        )
+
+
+def _as_visit(stop: StopSpec, window: int | None = None) -> Visit:
+    early, late = _window(stop, window)
+    return Visit(row=stop.row, delivery=stop.delivery, pickup=stop.pickup,
+                 service=stop.service_seconds, early=early, late=late)
+
+
+def _window(stop: StopSpec, window: int | None) -> tuple[int, int]:
+    """When service may start (seconds): the given window, or any time in the horizon."""
+    return stop.windows[window] if window is not None else (0, ROUTE_HORIZON_SECONDS)
+
+
+def _max_duration(v: FleetSpec) -> int:
+    return v.max_duration if v.max_duration is not None else ROUTE_HORIZON_SECONDS
+
+
+def _max_distance(v: FleetSpec) -> int:
+    return v.max_distance if v.max_distance is not None else INT64_MAX
 
 
 def setup_seconds(size: int) -> float:
