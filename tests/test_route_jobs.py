@@ -84,8 +84,9 @@ def test_route_job__unreachable_time_window__refused_up_front_naming_the_stop(
     answer = api("POST", "/jobs/generate", body)
 
     assert answer.status == 422
-    assert "location_group.locations.3: stop far-and-early" in answer.text
-    assert "no time window reachable" in answer.text
+    [detail] = answer.json["error"]["details"]
+    assert detail["field"] == "body.location_group.locations.3"
+    assert detail["message"].startswith("stop far-and-early: no time window reachable")
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM jobs")).scalar_one() == 0
 

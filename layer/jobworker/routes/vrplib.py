@@ -35,8 +35,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from jobworker.routes.bounds import ROUTE_HORIZON_SECONDS
 from jobworker.routes.solver import (
-    ROUTE_HORIZON_SECONDS,
     FleetSpec,
     IntMatrix,
     Place,
