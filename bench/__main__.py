@@ -2,7 +2,7 @@
 
 import sys
 
-from bench import main
+from . import main
 
 if __name__ == "__main__":
     raise SystemExit(main(sys.argv[1:]))

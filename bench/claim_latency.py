@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from bench.common import (
+from .common import (
     BenchServer,
     interleaved,
     median,

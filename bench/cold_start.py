@@ -26,7 +26,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench.common import (
+from .common import (
     PROJECT_ROOT,
     BenchServer,
     bench_server,

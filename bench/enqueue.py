@@ -31,7 +31,7 @@ from typing import Any
 
 import psycopg
 
-from bench.common import (
+from .common import (
     BenchServer,
     interleaved,
     median,
@@ -77,7 +77,7 @@ def _library(url: str, jobs: int, transaction: bool) -> float:
 
 
 def _api(url: str, jobs: int) -> float | None:
-    from bench.throughput import api_enqueue
+    from .throughput import api_enqueue
 
     return api_enqueue(url, jobs, 0, "INFO")["single"]
 

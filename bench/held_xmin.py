@@ -3,6 +3,6 @@ mid-run (60 s by default); see :mod:`bench.sustained`."""
 
 from __future__ import annotations
 
-from bench.sustained import main_held_xmin as main
+from .sustained import main_held_xmin as main
 
 __all__ = ["main"]

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from bench.common import emit_json, interleaved, median, print_table, ratio, rounded, say
+from .common import emit_json, interleaved, median, print_table, ratio, rounded, say
 
 VARIANTS = ("powertools", "powertools_encoder_once", "fast_formatter", "fast_batched",
             "warning")

@@ -21,7 +21,7 @@ from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Event
 from typing import Any
 
-from bench.common import (
+from .common import (
     BenchServer,
     interleaved,
     median,
@@ -32,7 +32,7 @@ from bench.common import (
     run_scenario,
     say,
 )
-from bench.throughput import (
+from .throughput import (
     ENQUEUE_CHUNK,
     SCHEDULE_EVENT,
     _db_now,
@@ -129,14 +129,14 @@ def _fill(url: str, jobs: int) -> None:
 
 
 def _left(url: str) -> int:
-    from bench.throughput import _scalar
+    from .throughput import _scalar
 
     return int(_scalar(url, "SELECT count(*) FROM jobs WHERE progress IN ('QUEUED', 'RUNNING')"))
 
 
 def drain(url: str, args: argparse.Namespace, pollers: int) -> dict[str, Any]:
-    from bench.common import quiesce
-    from bench.throughput import _scalar
+    from .common import quiesce
+    from .throughput import _scalar
 
     _fill(url, args.jobs)
     quiesce(url)

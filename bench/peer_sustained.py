@@ -19,8 +19,8 @@ from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Event
 from typing import Any
 
-from bench.common import say
-from bench.throughput import (
+from .common import say
+from .throughput import (
     _execute,
     _pgqueuer_driver,
     _processes,

@@ -30,7 +30,7 @@ from typing import Any
 
 import psycopg
 
-from bench.common import (
+from .common import (
     PROJECT_ROOT,
     BenchServer,
     median,

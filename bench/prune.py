@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from bench.common import BenchServer, print_table, rounded, run_scenario, say
+from .common import BenchServer, print_table, rounded, run_scenario, say
 
 INSERT_FINISHED = """
 INSERT INTO jobs (kind, progress, payload, attempts, attempt_history,

@@ -26,7 +26,7 @@ from typing import Any
 
 import psycopg
 
-from bench.common import (
+from .common import (
     BenchServer,
     percentile,
     print_table,
@@ -36,8 +36,8 @@ from bench.common import (
     run_scenario,
     say,
 )
-from bench.many_pollers import KIND, poller_process
-from bench.throughput import _execute, _processes, _wait_ready
+from .many_pollers import KIND, poller_process
+from .throughput import _execute, _processes, _wait_ready
 
 MINUTE = 60.0
 
@@ -157,7 +157,7 @@ def _finished_since(url: str, since: float, until: float, origin: float,
 
 def _drain_rate(url: str, args: argparse.Namespace) -> float:
     """jobs/s the pollers drain a full queue at, to set the offered load from."""
-    from bench.many_pollers import drain
+    from .many_pollers import drain
 
     probe = argparse.Namespace(jobs=5000, batch_size=args.batch_size, log_level=args.log_level,
                                invocation_seconds=args.invocation_seconds, timeout=300.0)
@@ -251,7 +251,7 @@ def _peer_held(server: BenchServer, args: argparse.Namespace, rate: float) -> di
         import pgqueuer  # noqa: F401
     except ImportError:
         return {"skipped": "pgqueuer is not installed (pip install -e '.[bench]')"}
-    from bench.peer_sustained import run_peer
+    from .peer_sustained import run_peer
 
     quiesce(server.url)
     ran = run_peer(server, args, rate, _hold_xmin)

@@ -43,7 +43,9 @@ from typing import Any
 
 import psycopg
 
-from bench.common import (
+from jobworker.aws.settings import Settings
+
+from .common import (
     BenchServer,
     interleaved,
     median,
@@ -54,7 +56,6 @@ from bench.common import (
     run_scenario,
     say,
 )
-from jobworker.aws.settings import Settings
 
 DEPLOYMENT_LOG_LEVEL = "WARNING"  # what a deployment draining jobs at volume runs with
 DEFAULT_LOG_LEVEL = "INFO"  # Powertools' default

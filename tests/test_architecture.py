@@ -121,3 +121,15 @@ def test_the_readme_layout_names_every_room_and_module() -> None:
     rooms = {path.parent.relative_to(PACKAGE) for path in modules} - {Path(".")}
     missing += [f"{room}/" for room in sorted(rooms) if f"{room.name}/" not in layout]
     assert not missing, f"the README's layout section does not name: {missing}"
+
+
+def test_the_distribution_lists_every_package_and_ships_bench_in_the_dev_kit() -> None:
+    """pyproject lists the packages by hand (bench/ is mapped into jobworker.dev): none of
+    layer/ may be left out, and no top-level ``bench`` is installed."""
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))[
+        "tool"]["setuptools"]
+    under_layer = {".".join(init.parent.relative_to(ROOT / "layer").parts)
+                   for init in PACKAGE.rglob("__init__.py")}
+    assert set(setuptools["packages"]) == under_layer | {"jobworker.dev.bench"}
+    assert setuptools["package-dir"]["jobworker.dev.bench"] == "bench"
+    assert "bench" not in setuptools["packages"]
