@@ -39,12 +39,26 @@ class ProblemsBelow(ValueError):
                                    for path, message in self.problems))
 
 
+# pydantic names each branch of a union in an error's path ("constrained-int",
+# "list[VehicleType]", "function-after[...]"): schema words, not fields a client sent.
+_BRANCH_WORDS = frozenset({"int", "float", "str", "bool", "list", "dict", "none", "bytes"})
+_BRANCH_PREFIXES = ("constrained-", "function-", "lax-or-strict", "json-or-python", "nullable",
+                    "tagged-union", "literal[", "is-instance[")
+
+
+def _is_union_branch(part: object) -> bool:
+    if not isinstance(part, str):
+        return False
+    return "[" in part or part in _BRANCH_WORDS or part.startswith(_BRANCH_PREFIXES)
+
+
 def field_problems(errors: Iterable[Mapping[str, Any]], *, separator: str = ".",
                    root: str | None = None) -> list[FieldProblem]:
-    """pydantic's ``errors()`` as problems; ``root`` is put in front of every path."""
+    """pydantic's ``errors()`` as problems; ``root`` is put in front of every path. A field
+    that may take several shapes (a number or a list) is named once, without the branch."""
     problems = []
     for error in errors:
-        parts = [str(part) for part in error.get("loc", ())]
+        parts = [str(part) for part in error.get("loc", ()) if not _is_union_branch(part)]
         if root is not None:
             parts.insert(0, root)
         kind = str(error.get("type", "invalid"))

@@ -203,3 +203,20 @@ def test_fleet_request__optional_stop_no_vehicle_can_serve__accepted() -> None:
     request = GenerateRoutesRequest.model_validate(body)
 
     assert request.location_group.locations[0].is_required is False
+
+
+def test_a_field_of_several_shapes_is_named_without_pydantics_branch_names() -> None:
+    """``vehicles`` is a number or a list of types; ``demand`` a number or a list: a wrong
+    value names the field a client sent, not "constrained-int" or "list[VehicleType]"."""
+    from pydantic import ValidationError
+
+    from jobworker.problems import field_problems
+
+    body = {"location_group": {"depot": {"lat": 1, "lon": 1},
+                               "locations": [{"id": "a", "lat": 1, "lon": 1, "demand": [1, "q"]}]},
+            "settings": {"vehicles": [{"id": "van", "count": "z", "capacity": 3}]}}
+    with pytest.raises(ValidationError) as caught:
+        GenerateRoutesRequest.model_validate(body)
+    fields = {problem.field for problem in field_problems(caught.value.errors())}
+    assert fields == {"location_group.locations.0.demand", "location_group.locations.0.demand.1",
+                      "settings.vehicles", "settings.vehicles.0.count"}
