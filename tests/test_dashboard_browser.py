@@ -234,6 +234,9 @@ def test_jobs__filter_by_progress_and_page_with_the_cursor(tab: Page, db: Engine
     assert len(first) == 50
     assert set(first) | set(second) == {str(job_id) for job_id in ids}
     assert page.query_selector("a.next-page") is None
+    page.click("a.first-page")  # back to the newest, filters kept, as a link works anywhere
+    page.wait_for_function("document.querySelectorAll('tr[data-job-id]').length === 50")
+    assert listed_job_ids(page) == first
 
 
 def test_cancel__a_queued_job_becomes_cancelled_in_the_database(tab: Page, db: Engine) -> None:
@@ -288,6 +291,13 @@ def test_routes__submitted_job_completes_and_its_map_draws_every_route_and_stop(
     labels = sorted(int(marker.inner_text()) for marker in page.query_selector_all("#map .jw-stop"))
     expected = sorted(stop["sequence"] for route in routes["routes"] for stop in route["stops"])
     assert labels == expected
+    # Each route in its own colour; each stop says when the vehicle arrives.
+    lines = page.query_selector_all("#map path.jw-route")
+    colours = {line.get_attribute("stroke") for line in lines}
+    assert len(colours) == len(routes["routes"])
+    markers = page.query_selector_all("#map .jw-stop")
+    titles = [marker.get_attribute("title") or "" for marker in markers]
+    assert all(" · arrives " in title for title in titles), titles
     if os.environ.get("JOBWORKER_DOCS_SCREENSHOT"):  # refresh the README's picture
         shutil.copy(tab.screenshot(), ROOT / "docs" / "dashboard-routes.png")
 

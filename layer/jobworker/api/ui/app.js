@@ -176,7 +176,11 @@
       h("td", {}, time(job.created_at)), h("td", {}, time(job.finished_at)),
       h("td", { class: "error" }, job.error || "")));
     const nav = h("div", { class: "actions" });
-    if (cursor) nav.append(h("button", { onclick: () => history.back() }, "← Newer"));
+    if (cursor) {  // the API's cursor goes one way (older): back to the first page, by link
+      const first = new URLSearchParams(params);
+      first.delete("cursor");
+      nav.append(h("a", { href: `#/jobs?${first}`, class: "first-page" }, "← Newest"));
+    }
     if (page.next_cursor) {
       const next = new URLSearchParams(params);
       next.set("cursor", page.next_cursor);
