@@ -104,7 +104,7 @@ def explain_claim(engine: Engine, batch_size: int) -> list[str]:
     from jobworker.queue.sql import raw_queries
 
     params = {"owner": "bench", "limit": batch_size, "lease_seconds": 60, "start_count": 1,
-              "fast_kinds": [], "skip_ids": [], "now": None}
+              "fast_kinds": [], "skip_ids": [], "durable": True, "now": None}
     with engine.connect() as conn:
         transaction = conn.begin()
         rows = conn.execute(text("EXPLAIN (ANALYZE, BUFFERS) " + raw_queries()["job_claim_batch"]),

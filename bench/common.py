@@ -183,7 +183,8 @@ def say(message: str) -> None:
 
 def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     cells = [[_cell(value) for value in row] for row in rows]
-    widths = [max(len(str(name)), *(len(row[i]) for row in cells)) for i, name in enumerate(header)]
+    widths = [max([len(str(name)), *(len(row[i]) for row in cells)])  # a table may be empty
+              for i, name in enumerate(header)]
     print(f"\n{title}")
     print("  ".join(str(name).ljust(width) for name, width in zip(header, widths, strict=True)))
     print("  ".join("-" * width for width in widths))

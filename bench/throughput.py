@@ -540,7 +540,7 @@ def ceiling_script(batch_size: int, lease_seconds: float = 60.0) -> str:
     claim = pgbench_sql(queries["job_claim_batch"],
                         {**common, "limit": ":limit", "lease_seconds": ":lease_seconds",
                          "start_count": ":limit", "fast_kinds": "'{}'",
-                         "skip_ids": "'{}'"})
+                         "skip_ids": "'{}'", "durable": "false"})  # a claim alone
     complete = pgbench_sql(queries["job_complete_many_if_owned"],
                            {**common, "job_ids": ":job_ids", "tokens": ":tokens",
                             "results": ":results", "start_ids": "'{}'",

@@ -107,6 +107,13 @@ def mutations() -> list[Mutation]:
                  r"\n\s*AND job_id <> ALL\(CAST\(:skip_ids AS uuid\[\]\)\)",
                  tests=("tests/test_not_enough_time.py::"
                         "test_claim__passes_over_the_jobs_it_is_asked_to_skip",)),
+        # A claim that carries the poller's buffered outcomes committing without durability
+        # (they could be lost to a crash after the worker was told they were written).
+        Mutation("claim-durable-with-outcomes", "job_claim_batch",
+                 r"CASE WHEN CAST\(:durable AS boolean\) "
+                 r"THEN current_setting\('synchronous_commit'\)\s+ELSE 'off' END", "'off'",
+                 tests=("tests/test_claim_durability.py::"
+                        "test_a_claim_that_carries_outcomes_waits_for_durability",)),
         Mutation("recover-lease-expiry", "job_recover_orphans", expiry, tests=RECOVERY_TESTS),
         Mutation("recover_unstarted-lease-expiry", "job_recover_unstarted_orphans", expiry,
                  tests=RECOVERY_TESTS),

@@ -32,7 +32,8 @@ FINISHED, RUNNING = 5000, 500
     ("name", "params", "index"),
     [
         ("job_claim_batch", {"owner": "w", "limit": 100, "lease_seconds": 60,
-                             "start_count": 10, "fast_kinds": ["noop"], "skip_ids": []},
+                             "start_count": 10, "fast_kinds": ["noop"], "skip_ids": [],
+                             "durable": True},
          "jobs_queued_claim_idx"),
         ("job_recover_orphans", {}, "jobs_running_lease_idx"),
         ("job_recover_unstarted_orphans", {}, "jobs_running_lease_idx"),
@@ -52,7 +53,7 @@ def test_scans__stay_on_their_partial_index_beside_1m_finished_jobs(
             "FROM generate_series(1, 1000)"))
         conn.execute(query("job_claim_batch"),
                      {"owner": "w", "limit": 10, "lease_seconds": 60, "start_count": 5,
-                      "fast_kinds": [], "skip_ids": [], "now": None})
+                      "fast_kinds": [], "skip_ids": [], "durable": True, "now": None})
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE jobs"))
     with engine.begin() as conn:

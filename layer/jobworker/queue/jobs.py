@@ -364,13 +364,15 @@ def claim_batch(
 
     ``commit=True`` runs the claim as a transaction of its own, committed when it returns
     (``conn`` must not be in one): the statement alone, without the BEGIN and COMMIT round
-    trips around it."""
+    trips around it, and without waiting for its WAL to reach the disk (a claim a crash
+    loses only puts its jobs back in the queue: see ``job_claim_batch``). Inside the
+    caller's transaction, the claim is as durable as the rest of it."""
     rows = _binary_rows(
         conn,
         "job_claim_batch",
         {"owner": owner, "limit": limit, "lease_seconds": lease_seconds,
          "start_count": limit if start is None else start, "fast_kinds": list(fast_kinds),
-         "skip_ids": list(skip), "now": now},
+         "skip_ids": list(skip), "durable": not commit, "now": now},
         commit=commit,
     )
     rows.sort(key=_claim_order)

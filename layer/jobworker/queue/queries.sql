@@ -65,7 +65,18 @@ RETURNING {job_columns};
 -- :skip_ids are jobs this worker handed back because its time left was too short for their
 -- setup: they keep their place (run_at) for a worker with more time, and this one, whose
 -- time only shrinks, would take them first and hand them back again on every claim.
-WITH picked AS MATERIALIZED (
+-- Unless :durable, the transaction commits with synchronous_commit off (for itself only): a
+-- claim that commits alone has nothing to lose to a crash but its lease, and the job it
+-- loses is QUEUED again with its old token, so the worker's completion is refused and the
+-- job runs again, as after any crash. Its commit then does not wait for the WAL flush
+-- (tests/test_claim_durability.py). A claim in a transaction that also writes outcomes is
+-- :durable, like every other write.
+WITH durability AS MATERIALIZED (
+    SELECT set_config('synchronous_commit',
+                      CASE WHEN CAST(:durable AS boolean) THEN current_setting('synchronous_commit')
+                           ELSE 'off' END,
+                      true) AS synchronous_commit
+), picked AS MATERIALIZED (
     SELECT ARRAY(
                SELECT job_id
                  FROM jobs
@@ -75,6 +86,7 @@ WITH picked AS MATERIALIZED (
                 ORDER BY priority, run_at
                 LIMIT :limit
                   FOR UPDATE SKIP LOCKED) AS ids
+      FROM durability
 ), everyone AS MATERIALIZED (
     -- All of them (then no per-row search), or only the first few (below).
     SELECT cardinality(ids) <= CAST(:start_count AS int)
