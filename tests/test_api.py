@@ -8,6 +8,7 @@ something if the row behind it is committed.
 from __future__ import annotations
 
 import json
+import logging
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -24,6 +25,7 @@ from jobworker import queue
 from jobworker.api.models import MAX_BATCH
 from jobworker.aws import kick, runtime
 from jobworker.queue import NewJob
+from tests.conftest import LambdaClient
 
 DEPOT = {"lat": 52.520, "lon": 13.405}
 LOCATIONS = [
@@ -718,3 +720,24 @@ def test_kick__failure_does_not_fail_the_request(
     lambda_invokes.invoke.assert_called_once()
     assert lambda_invokes.invoke.call_args.kwargs["FunctionName"] == "no-such-function"
     assert job_row(engine, answer.json["job_id"]).progress == "QUEUED"
+
+
+def test_a_large_request_is_not_spelled_out_for_a_debug_line_on_every_call(
+        api: LambdaClient, caplog: pytest.LogCaptureFixture) -> None:
+    """Powertools' resolver builds "Calling API Route Handler: {route_args}" with an f-string
+    on every request, printed or not; the request models keep that text a summary instead of
+    the whole body (1,500 stops: pydantic's repr runs to hundreds of kilobytes)."""
+    from tests.test_route_jobs import request as route_request
+
+    body = route_request(1500, vehicles=50, capacity=100)
+    with caplog.at_level(logging.DEBUG, logger="aws_lambda_powertools.event_handler"):
+        generated = api("POST", "/jobs/generate", body)
+        created = api("POST", "/jobs", {"kind": "generate_routes", "payload": body})
+        batched = api("POST", "/jobs/batch",
+                      {"jobs": [{"kind": "generate_routes", "payload": body}] * 3})
+    assert (generated.status, created.status, batched.status) == (202, 201, 202)
+    lines = [record.getMessage() for record in caplog.records
+             if record.getMessage().startswith("Calling API Route Handler")]
+    assert len(lines) == 3
+    assert max(len(line) for line in lines) < 300, lines
+    assert "1500 locations" in lines[0]

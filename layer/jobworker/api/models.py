@@ -48,6 +48,11 @@ class JobRequest(BaseModel):
     # The payload as its kind's model, kept from validation for the admission check.
     _typed_payload: BaseModel | None = PrivateAttr(None)
 
+    def __repr__(self) -> str:
+        # Short on purpose: Powertools formats each route's arguments for a debug line on
+        # every request (see GenerateRoutesRequest.__repr__); a payload can be large.
+        return f"{type(self).__name__}(kind={self.kind!r}, {len(self.payload)} payload keys)"
+
     @classmethod
     def of_payload(cls, kind: str, payload: BaseModel) -> JobRequest:
         """A request with the service's defaults for a payload already validated as its
@@ -108,6 +113,9 @@ class BatchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     jobs: list[BatchItem] = Field(min_length=1, max_length=MAX_BATCH)
+
+    def __repr__(self) -> str:  # short: see JobRequest.__repr__
+        return f"BatchRequest({len(self.jobs)} jobs)"
 
 
 class BatchResponse(BaseModel):

@@ -473,6 +473,15 @@ class GenerateRoutesRequest(BaseModel):
             raise ProblemsBelow(problem.partition(": ")[::2] for problem in problems)
         return self
 
+    def __repr__(self) -> str:
+        # Powertools' resolver formats every route's arguments into a debug line with an
+        # f-string, on each request and whatever the log level: pydantic's repr would spell
+        # out the whole body (a 1,500-stop request: hundreds of kilobytes) for a line that is
+        # never printed. A summary costs nothing and says enough.
+        group = self.location_group
+        return (f"GenerateRoutesRequest({len(group.locations)} locations, "
+                f"{len(group.all_depots)} depots, matrix: {self.matrix is not None})")
+
     def fleet(self) -> list[VehicleType]:
         """The vehicle types, today's numeric ``vehicles`` read as one type."""
         settings = self.settings
