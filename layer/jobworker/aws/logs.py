@@ -102,16 +102,20 @@ class FastFormatter(LambdaPowertoolsFormatter):
                     if key not in _RESERVED}  # a record's own non-reserved keys (taskName)
         splice, encode = self._splice(base, standard), self._encode
         out = []
+        head_of: dict[str, str] = {}  # a batch's lines mostly share one message: encode it once
         for message, extra in lines:
-            value = self._message(message)
-            if (splice is None or encode is None or value is None
-                    or not splice.taken.isdisjoint(extra)):
+            head = head_of.get(message)
+            if head is None and splice is not None and encode is not None:
+                value = self._message(message)
+                if value is not None:
+                    head = head_of[message] = f"{splice.head}{encode(value)}{splice.middle}"
+            if head is None or splice is None or encode is None \
+                    or not splice.taken.isdisjoint(extra):
                 out.append(self._line(base, message, {**standard, **extra}))
                 continue
             pairs = encode({key: item for key, item in extra.items()
                                   if item is not None and key not in _RESERVED})
-            out.append(f"{splice.head}{encode(value)}{splice.middle}"
-                       f"{',' + pairs[1:-1] if len(pairs) > 2 else ''}}}")
+            out.append(f"{head},{pairs[1:-1]}}}" if len(pairs) > 2 else f"{head}}}")
         return "\n".join(out)
 
     def _splice(self, base: dict[str, Any], standard: dict[str, Any]) -> _Splice | None:

@@ -184,8 +184,10 @@ class Poller:
         self.marked = {job.job_id for job in jobs if job.started}
         self.refused = set()
         ran: set[UUID] = set()
-        if log.isEnabledFor(logging.INFO):  # a thousand lines: formatted and written at once
-            log_each(log, logging.INFO, [("Found job", about(job)) for job in jobs])
+        # The keys of each job's lines, made once for its "Found job" and "Starting job".
+        abouts = [about(job) for job in jobs] if log.isEnabledFor(logging.INFO) else []
+        if abouts:  # a thousand lines: formatted and written at once
+            log_each(log, logging.INFO, [("Found job", keys) for keys in abouts])
         in_time = False  # True once every job of the batch had its turn
         announced_until = 0  # jobs[:announced_until] had their "Starting job" line printed
         try:
@@ -208,9 +210,9 @@ class Poller:
                     self._flush(ledger)  # finished jobs don't wait behind one that may take long
                 ran.add(job.job_id)
                 deadline = self.clock.now() + min(self.options.job_timeout_seconds, time_left)
-                if index >= announced_until and log.isEnabledFor(logging.INFO):
+                if index >= announced_until and abouts:
                     announced_until = index + self._announce_short_run(
-                        jobs[index:], time_left, deadline - self.clock.now())
+                        jobs[index:], abouts[index:], time_left, deadline - self.clock.now())
                 ended = no_room or self._execute(job, job_flags, deadline,
                                                  announced=index < announced_until)
                 self._record(ledger, job, ended)
@@ -242,8 +244,8 @@ class Poller:
                 chunk.append((job.job_id, job.token))
         return chunk
 
-    def _announce_short_run(self, jobs: list[queue.ClaimedJob], time_left: float,
-                            deadline_seconds: float) -> int:
+    def _announce_short_run(self, jobs: list[queue.ClaimedJob], abouts: list[dict[str, Any]],
+                            time_left: float, deadline_seconds: float) -> int:
         """Print the "Starting job" lines of the run of jobs at the head of ``jobs`` that are
         marked started and known to take under ``SHORT_JOB_SECONDS``, in one write just
         before the first starts (each line still comes before its job starts; one record per
@@ -252,14 +254,14 @@ class Poller:
         the start still ends the job unstarted, as for any job); returns how many."""
         run: list[tuple[str, dict[str, Any]]] = []
         budget = time_left - self.options.min_start_seconds
-        for job in jobs:
+        deadline = round(deadline_seconds, 3)
+        for job, keys in zip(jobs, abouts, strict=True):
             expected = self.estimate.expected(job.kind)
             if (job.job_id not in self.marked or job.job_id in self.refused
                     or not 0.0 < expected < SHORT_JOB_SECONDS or budget < expected):
                 break
             budget -= expected
-            run.append(("Starting job", {**about(job),
-                                         "deadline_seconds": round(deadline_seconds, 3)}))
+            run.append(("Starting job", {**keys, "deadline_seconds": deadline}))
         log_each(log, logging.INFO, run)
         return len(run)
 
