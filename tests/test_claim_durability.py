@@ -25,13 +25,14 @@ from uuid import UUID
 import psycopg
 import pytest
 from sqlalchemy import text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
 
 from jobworker import queue
 from jobworker.aws.engine import libpq_url, make_engine
 from jobworker.dev.localdb import LocalPostgres, embedded_postgres
 from jobworker.queue import Completion, NewJob
 from jobworker.queue.schema import migrate
+from tests.conftest import DatabaseFactory
 
 NEVER_ATTACHED = "jobworker_standby_that_never_attaches"
 BLOCKED_SECONDS = 2.0  # long enough to call a commit "waiting"; a free one takes milliseconds
@@ -44,15 +45,15 @@ def own_server() -> Iterator[LocalPostgres]:
 
 
 @pytest.fixture(scope="module")
-def database_url(own_server: LocalPostgres) -> str:
+def database_url(own_server: LocalPostgres) -> Iterator[str]:
     """Overrides the session's database: these tests change a server-wide setting."""
-    with psycopg.connect(libpq_url(own_server.url), autocommit=True) as admin:
-        admin.execute('CREATE DATABASE "durability"')
-    url = libpq_url(make_url(libpq_url(own_server.url)).set(database="durability"))
+    databases = DatabaseFactory(own_server)
+    url = databases.create("jobworker_durability")
     engine = make_engine(url)
     migrate(engine)
     engine.dispose()
-    return url
+    yield url
+    databases.drop_all()
 
 
 @pytest.fixture

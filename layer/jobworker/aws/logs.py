@@ -101,16 +101,18 @@ class FastFormatter(LambdaPowertoolsFormatter):
         standard = {key: value for key, value in record.__dict__.items()
                     if key not in _RESERVED}  # a record's own non-reserved keys (taskName)
         splice, encode = self._splice(base, standard), self._encode
+        if splice is None or encode is None:
+            return "\n".join(self._line(base, message, {**standard, **extra})
+                             for message, extra in lines)
         out = []
         head_of: dict[str, str] = {}  # a batch's lines mostly share one message: encode it once
         for message, extra in lines:
             head = head_of.get(message)
-            if head is None and splice is not None and encode is not None:
+            if head is None:
                 value = self._message(message)
                 if value is not None:
                     head = head_of[message] = f"{splice.head}{encode(value)}{splice.middle}"
-            if head is None or splice is None or encode is None \
-                    or not splice.taken.isdisjoint(extra):
+            if head is None or not splice.taken.isdisjoint(extra):
                 out.append(self._line(base, message, {**standard, **extra}))
                 continue
             pairs = encode({key: item for key, item in extra.items()
