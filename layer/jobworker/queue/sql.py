@@ -18,14 +18,52 @@ _PARAMETER = re.compile(r"(?<![:\w]):(\w+)")  # :name, not the second colon of :
 
 
 def parse_queries(source: str) -> dict[str, str]:
-    """Split the file into {name: sql}; comment lines stay, the trailing semicolon goes."""
+    """Split the file into {name: sql}, each without its ``--`` comments and trailing semicolon.
+
+    The comments are for the people reading the file. Sent with every execution, they would
+    cost the server's lexer and, worse, psycopg's cache of parsed queries, which holds only
+    statements up to 4,096 characters: with its comments the claim was longer and psycopg
+    parsed it anew, with a regular expression, at every claim."""
     parts = _NAME_LINE.split(source)
     queries: dict[str, str] = {}
     for name, body in zip(parts[1::2], parts[2::2], strict=True):
         if name in queries:
             raise ValueError(f"query {name!r} is defined twice in {QUERIES_FILE.name}")
-        queries[name] = body.strip().rstrip(";").replace("{job_columns}", job_columns())
+        sql = without_comments(body).strip().rstrip(";")
+        queries[name] = sql.replace("{job_columns}", job_columns())
     return queries
+
+
+def without_comments(sql: str) -> str:
+    """``sql`` without its ``--`` comments (those outside quoted text), and without the lines
+    they leave empty; every other character kept in place."""
+    lines = []
+    for line in sql.splitlines():
+        code = line[:_comment_start(line)].rstrip()
+        if code or not line.strip():  # a line that held only a comment goes
+            lines.append(code)
+    return "\n".join(lines)
+
+
+def _comment_start(line: str) -> int:
+    """Where a ``--`` comment starts in ``line`` (its length if none), skipping '...' strings
+    and "..." identifiers. Dollar quoting (a function body) is refused: no statement here
+    needs it, and a ``--`` inside one is not a comment."""
+    quote: str | None = None
+    index = 0
+    while index < len(line):
+        char = line[index]
+        if quote is not None:
+            if char == quote:
+                quote = None  # a doubled quote ('') closes and reopens: same result
+        elif char in "'\"":
+            quote = char
+        elif char == "$":
+            raise ValueError(f"dollar quoting is not supported in {QUERIES_FILE.name}: {line!r}")
+        elif line.startswith("--", index):
+            return index
+        index += 1
+    return len(line)
 
 
 @cache
