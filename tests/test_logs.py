@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
 from jobworker import queue
-from jobworker.aws.logs import FastFormatter, log_each, make_logger
+from jobworker.aws.logs import FastFormatter, _fast_handlers, log_each, make_logger
 from jobworker.poller.clock import SYSTEM_CLOCK
 from jobworker.poller.loop import Budget, PollerOptions, run_poller
 from jobworker.queue import NewJob
@@ -99,13 +99,18 @@ def printed() -> Iterator[tuple[logging.Logger, io.StringIO]]:
     source = make_logger(service=f"jobworker-logs-test-{uuid.uuid4().hex[:8]}", stream=stream,
                          level="INFO")
     source.append_keys(correlation_id="req-1")
-    log = logging.getLogger("jobworker.logs_test")
+    # A logger outside logging's registry: pytest attaches its capture handler to every
+    # registered logger that does not propagate, and with it log_each (rightly) takes the
+    # one-record-per-line path, which these tests would then check instead of its own.
+    log = logging.Logger("jobworker.logs_test")
     log.handlers, log.propagate = list(source.handlers), False
     log.setLevel(logging.INFO)
     yield log, stream
+    assert _fast_handlers(log, logging.INFO), "the test must have reached log_each's own path"
     log.handlers = []
 
 
+TRACE = "1-5759e988-bd862e3fe1be46a994272793"
 LINES = [("Found job", {"job_id": "j1", "kind": "noop", "attempt": 1}),
          ("Job j2 completed successfully", {"job_id": "j2", "attempt": 2, "gone": None}),
          ('{"structured": 1}', {}),
@@ -125,6 +130,41 @@ def test_log_each__prints_the_lines_logger_info_prints(
     assert together == [{**line, "location": together[0]["location"]} for line in one_by_one]
     assert together[0]["location"].startswith("test_log_each__prints_the_lines_logger_info_prints:")
     assert together[0]["correlation_id"] == "req-1"
+
+
+def test_log_each__later_batches_print_their_own_time_keys_and_trace(
+        printed: tuple[logging.Logger, io.StringIO], monkeypatch: pytest.MonkeyPatch) -> None:
+    # The text around a batch's messages is made once and kept: what changes between batches
+    # (the time, keys added for this thread, an invocation's trace id) must still be printed.
+    log, stream = printed
+    formatter = log.handlers[0].formatter
+    assert isinstance(formatter, FastFormatter)
+    moments = iter([1_700_000_000.25, 1_700_000_001.5, 1_700_000_002.75, 1_700_000_003.125])
+    now = {"moment": 0.0}
+
+    def tick() -> None:
+        now["moment"] = next(moments)
+
+    # LogRecord reads time.time() (3.12) or time.time_ns() (3.13)
+    monkeypatch.setattr(logging.time, "time", lambda: now["moment"])
+    monkeypatch.setattr(logging.time, "time_ns", lambda: round(now["moment"] * 1e9))
+    changes = [lambda: None,
+               lambda: formatter.thread_safe_append_keys(tenant=1),
+               lambda: formatter.thread_safe_append_keys(tenant=True),  # equal to 1, not alike
+               lambda: monkeypatch.setenv("_X_AMZN_TRACE_ID", f"Root={TRACE};Sampled=1")]
+    for change in changes:
+        change()
+        tick()
+        log_each(log, logging.INFO, LINES[:1])
+
+    printed_lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [line["timestamp"][11:23] for line in printed_lines] == [
+        "22:13:20,250", "22:13:21,500", "22:13:22,750", "22:13:23,125"]
+    assert [(type(line.get("tenant")), line.get("tenant")) for line in printed_lines] == [
+        (type(None), None), (int, 1), (bool, True), (bool, True)]  # 1 == True: types too
+    assert [line.get("xray_trace_id") for line in printed_lines] == [
+        None, None, None, TRACE]
+    formatter.thread_safe_clear_keys()
 
 
 def test_log_each__below_the_level_prints_nothing(

@@ -23,8 +23,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.formatter import (
@@ -47,15 +46,19 @@ _JSON_SPACE = " \t\n\r"
 _COMPUTED_KEYS = frozenset({"message", "stack_trace", "xray_trace_id", "exception",
                             "exception_name", "exception_notes"})
 _MESSAGE_MARK = "\u2063jobworker-message\u2063"  # never a real message (invisible separator)
+_STAMP_MARK = "\u2063jobworker-timestamp\u2063"  # nor a real timestamp
+_SPLICES_KEPT = 64  # a logger's splices: one per line of code that logs a batch, and level
 
 Getter = Callable[[logging.LogRecord], Any]
 
 
-@dataclass(frozen=True, slots=True)
-class _Splice:
+class _Splice(NamedTuple):
     head: str  # up to the message value
     middle: str  # after it, without the closing brace
     taken: frozenset[str]  # keys an extra must not have to be appended
+
+
+_UNKNOWN = _Splice("", "", frozenset())  # not made yet (None: made, and not possible)
 
 
 class FastFormatter(LambdaPowertoolsFormatter):
@@ -71,19 +74,23 @@ class FastFormatter(LambdaPowertoolsFormatter):
         self._second = -1
         self._stamp = ("", "")
         self._plan: list[tuple[str, Getter | None, Any]] | None = None
+        self._splices: dict[Any, _Splice | None] = {}
 
     # Every change to the keys invalidates the plan (the order and the computed keys).
     def append_keys(self, **additional_keys: Any) -> None:
         super().append_keys(**additional_keys)
         self._plan = None
+        self._splices.clear()
 
     def remove_keys(self, keys: Iterable[str]) -> None:
         super().remove_keys(keys)
         self._plan = None
+        self._splices.clear()
 
     def clear_state(self) -> None:
         super().clear_state()
         self._plan = None
+        self._splices.clear()
 
     def format(self, record: logging.LogRecord) -> str:
         base = self._base(record)
@@ -122,13 +129,44 @@ class FastFormatter(LambdaPowertoolsFormatter):
 
     def _splice(self, base: dict[str, Any], standard: dict[str, Any]) -> _Splice | None:
         """The line's text around its message, when extras need only be appended to it:
-        our own compact encoder (its output is a plain concatenation of pairs)."""
-        if self._encode is None or self.json_indent is not None:
+        our own compact encoder (its output is a plain concatenation of pairs).
+
+        Made once per set of keys (a line of code, its level, the context) with the timestamp
+        left as a mark, which each batch fills in: making it means encoding a whole sample
+        line, which cost as much as the rest of a batch of ten lines."""
+        encode = self._encode
+        if encode is None or self.json_indent is not None:
             return None
+        stamp = base.get("timestamp")
+        if type(stamp) is str:
+            base = {**base, "timestamp": _STAMP_MARK}
+        try:  # the values' types too: 1 and True are equal keys, and print otherwise
+            key = (tuple(base.items()), tuple(map(type, base.values())),
+                   tuple(standard.items()), self._trace_id())
+            splice = self._splices.get(key, _UNKNOWN)
+        except TypeError:  # a key's value cannot be a dict key (a dict appended by a user)
+            return self._make_splice(base, standard, stamp)
+        if splice is _UNKNOWN:
+            if len(self._splices) >= _SPLICES_KEPT:
+                self._splices.clear()
+            splice = self._splices[key] = self._make_splice(base, standard, None)
+        if splice is None or type(stamp) is not str:
+            return splice
+        mark, value = encode(_STAMP_MARK), encode(stamp)
+        return _Splice(splice.head.replace(mark, value), splice.middle.replace(mark, value),
+                       splice.taken)
+
+    def _make_splice(self, base: dict[str, Any], standard: dict[str, Any],
+                     stamp: Any) -> _Splice | None:
+        """The splice of a sample line; its timestamp mark filled with ``stamp`` if a str."""
+        assert self._encode is not None
         sample = self._line(base, _MESSAGE_MARK, standard)
-        marked = self._encode(_MESSAGE_MARK)
-        if sample.count(marked) != 1 or not sample.endswith("}"):
+        marked, mark = self._encode(_MESSAGE_MARK), self._encode(_STAMP_MARK)
+        if (sample.count(marked) != 1 or not sample.endswith("}")
+                or sample.count(mark) != (base.get("timestamp") == _STAMP_MARK)):
             return None
+        if type(stamp) is str:
+            sample = sample.replace(mark, self._encode(stamp))
         head, rest = sample.split(marked)
         taken = frozenset(base) | frozenset(standard) | _COMPUTED_KEYS
         return _Splice(head, rest[:-1], taken)
