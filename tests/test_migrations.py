@@ -5,14 +5,19 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from typing import Any
 
 import psycopg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
+from jobworker import queue
 from jobworker.aws.engine import libpq_url, make_engine
-from jobworker.queue.schema import head_revision, migrate
+from jobworker.queue import sql as sql_module
+from jobworker.queue.schema import head_revision, install_server_functions, migrate
+from jobworker.queue.sql import SERVER_FUNCTIONS, raw_queries, with_parameters
 
 SEED_INSERT = (
     "INSERT INTO jobs (job_id, progress, created_at) "
@@ -185,3 +190,60 @@ def test_migrations__each_downgrade_restores_the_schema_its_upgrade_found(
         assert migrate(engine) == head_revision()
     finally:
         engine.dispose()
+
+
+def _installed_claim(conn: Any) -> tuple[int, str] | None:
+    row = conn.execute(text("SELECT oid, prosrc FROM pg_proc WHERE oid = "
+                            "to_regprocedure(:signature)"),
+                       {"signature": SERVER_FUNCTIONS["job_claim_batch"].signature()}).first()
+    return None if row is None else (row[0], row[1])
+
+
+def test_migrate__the_claim_runs_as_a_function_made_from_queries_sql(
+        empty_database_url: str, through_pooler: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = make_engine(empty_database_url, disable_prepared_statements=through_pooler)
+    try:
+        migrate(engine)
+        with engine.connect() as conn:
+            first = _installed_claim(conn)
+        assert first is not None
+        body = first[1]
+        assert with_parameters(raw_queries()["job_claim_batch"], lambda n: f"p_{n}") in body
+
+        migrate(engine)  # unchanged: left alone (its callers keep their cached plans)
+        with engine.connect() as conn:
+            assert _installed_claim(conn) == first
+
+        # A release whose queries.sql changes the claim: the next migration to head
+        # redefines it, with no revision of its own.
+        changed = {**raw_queries(),
+                   "job_claim_batch": raw_queries()["job_claim_batch"].replace(
+                       "ORDER BY priority, run_at", "ORDER BY priority, run_at, job_id")}
+        monkeypatch.setattr(sql_module, "raw_queries", lambda: changed)
+        assert migrate(engine) == head_revision()
+        with engine.connect() as conn:
+            redefined = _installed_claim(conn)
+        assert redefined is not None
+        assert "ORDER BY priority, run_at, job_id" in redefined[1]
+    finally:
+        engine.dispose()
+
+
+def test_claim_batch__calls_the_function_whose_plan_the_connection_keeps(engine: Engine) -> None:
+    # What the poller sends is the call, not the statement: drop the function and the claim
+    # has nothing to run. (Then put it back for the other tests on this database.)
+    with engine.begin() as conn:
+        queue.create_job(conn, queue.NewJob(kind="noop"), enqueue=True)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                f"DROP FUNCTION {SERVER_FUNCTIONS['job_claim_batch'].signature()}")
+            with pytest.raises(DBAPIError, match="jobs_claim_batch"):
+                queue.claim_batch(conn, owner="w", limit=1, lease_seconds=60)
+            conn.rollback()
+    finally:
+        with engine.begin() as conn:
+            install_server_functions(conn)
+    with engine.connect() as conn:
+        assert len(queue.claim_batch(conn, owner="w", limit=5, lease_seconds=60,
+                                     commit=True)) >= 1

@@ -502,5 +502,7 @@ def test_claim_and_complete__without_begin_behave_like_execute(engine: Engine) -
 def test_claim__database_errors_arrive_as_sqlalchemy_errors(engine: Engine) -> None:
     from sqlalchemy.exc import DBAPIError
 
+    with engine.begin() as conn:  # a job to claim: a cached plan computes the lease per row
+        queue.create_job(conn, queue.NewJob(kind="noop"), enqueue=True)
     with pytest.raises(DBAPIError, match="interval out of range"), engine.begin() as conn:
         queue.claim_batch(conn, owner="w", limit=1, lease_seconds=1e300)

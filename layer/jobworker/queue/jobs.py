@@ -25,7 +25,7 @@ from jobworker.queue.errors import (
 )
 from jobworker.queue.progress import Progress
 from jobworker.queue.rows import Job
-from jobworker.queue.sql import binary_statement, query
+from jobworker.queue.sql import SERVER_FUNCTIONS, binary_statement, query
 from jobworker.queue.storable import dotted, inspect_json
 
 if TYPE_CHECKING:  # SQLAlchemy loads on first use, not on import
@@ -374,6 +374,7 @@ def claim_batch(
          "start_count": limit if start is None else start, "fast_kinds": list(fast_kinds),
          "skip_ids": list(skip), "durable": not commit, "now": now},
         commit=commit,
+        statement=SERVER_FUNCTIONS["job_claim_batch"].call(),  # its plan kept per connection
     )
     rows.sort(key=_claim_order)
     return [ClaimedJob(*row[:7]) for row in rows]
@@ -386,7 +387,7 @@ def _claim_order(row: Any) -> tuple[Any, ...]:
 
 
 def _binary_rows(conn: Connection, name: str, params: Mapping[str, Any], *,
-                 commit: bool = False) -> list[Any]:
+                 commit: bool = False, statement: str | None = None) -> list[Any]:
     """Run a statement that moves a whole batch on the psycopg connection under ``conn`` (same
     transaction), parameters and rows in binary: no text quoting per array element, no
     SQLAlchemy row per job. Rows come back as plain tuples; errors as SQLAlchemy's.
@@ -401,7 +402,7 @@ def _binary_rows(conn: Connection, name: str, params: Mapping[str, Any], *,
     driver = conn.connection.driver_connection
     if driver is None:
         raise RuntimeError("the connection has no open psycopg connection")
-    statement = binary_statement(name)
+    statement = statement or binary_statement(name)
     try:
         if commit:
             driver.autocommit = True

@@ -51,6 +51,9 @@ UPDATE jobs
 RETURNING {job_columns};
 
 -- name: job_claim_batch
+-- Runs as the server function jobs_claim_batch, made from this text by jobworker migrate
+-- (sql.SERVER_FUNCTIONS): each connection plans it once, where a statement is planned at
+-- every claim (prepared statements stay off for RDS Proxy and PgBouncer).
 -- The heart of the queue: lock up to :limit runnable jobs that nobody else has locked, in
 -- claim order, and take a lease on them, all in one statement. The inner SELECT walks the
 -- partial index jobs_queued_claim_idx, so finished jobs never slow it down; the ids it

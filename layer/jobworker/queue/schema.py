@@ -53,6 +53,30 @@ def grant_runtime_roles(connection: Connection) -> None:
     apply_runtime_grants(connection)
 
 
+def install_server_functions(connection: Connection) -> None:
+    """(Re)define the statements that run as server functions (``SERVER_FUNCTIONS``) from
+    ``queries.sql`` as this code has it; one that is already as written is left alone (its
+    callers keep their cached plans). Part of every migration to head, like the grants, so
+    a release that changes such a statement needs no revision of its own."""
+    from jobworker.queue.sql import SERVER_FUNCTIONS
+
+    for function in SERVER_FUNCTIONS.values():
+        signature = function.signature()
+        installed = connection.execute(
+            text("SELECT prosrc FROM pg_proc WHERE oid = to_regprocedure(:signature)"),
+            {"signature": signature}).scalar()
+        if installed == function.body():
+            continue
+        # DROP, not CREATE OR REPLACE: that cannot change the columns it returns. Both in
+        # the migration's transaction: a caller sees the old function or the new one.
+        connection.exec_driver_sql(f"DROP FUNCTION IF EXISTS {signature}")
+        connection.exec_driver_sql(function.definition())
+        connection.exec_driver_sql(
+            f"COMMENT ON FUNCTION {signature} IS 'queries.sql''s {function.statement}, run "
+            "as a function so that its plan is kept per connection (jobworker.queue.sql); "
+            "made by jobworker migrate: edit queries.sql, not this.'")
+
+
 def migrate(engine: Engine, revision: str = "head",
             limits: MigrationLimits | None = None) -> str | None:
     """Apply every pending migration; returns the revision the database is at afterwards.
@@ -92,6 +116,7 @@ def migrate(engine: Engine, revision: str = "head",
         config.attributes["limits"] = limits
         command.upgrade(config, revision)
         if revision == "head":
+            install_server_functions(connection)
             grant_runtime_roles(connection)
         connection.commit()
         return MigrationContext.configure(connection).get_current_revision()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -101,3 +102,56 @@ def with_parameters(sql: str, placeholder: Callable[[str], str]) -> str:
     """``sql`` with each ``:name`` parameter replaced by ``placeholder(name)`` (for drivers and
     tools that spell parameters otherwise: psycopg, PREPARE, pgbench)."""
     return _PARAMETER.sub(lambda match: placeholder(match.group(1)), sql)
+
+
+@dataclass(frozen=True)
+class ServerFunction:
+    """A statement of ``queries.sql`` that the database runs as a PL/pgSQL function.
+
+    PL/pgSQL keeps the plans of its statements for the life of the server connection, so a
+    statement run as a function is parsed and planned once per connection instead of at
+    every execution, the way a prepared statement is, and it still works behind RDS Proxy
+    and PgBouncer, which cannot share the client's prepared statements (and which
+    ``DB_DISABLE_PREPARED_STATEMENTS`` therefore turns off). The function is made from the
+    statement's text in ``queries.sql`` (its ``:name`` parameters become ``p_name``), so
+    the file stays the one copy of the SQL: ``migrate()`` installs it at every migration to
+    head, and whatever the file says is what runs."""
+
+    statement: str  # its name in queries.sql
+    name: str  # the function's name in the database
+    parameters: tuple[tuple[str, str], ...]  # (parameter, SQL type), in call order
+    returns: str  # the columns of RETURNS TABLE (...), as the statement returns them
+
+    def body(self) -> str:
+        sql = with_parameters(raw_queries()[self.statement], lambda name: f"p_{name}")
+        # Unqualified names that are also result columns (job_id, kind...) are the table's.
+        return f"\n#variable_conflict use_column\nBEGIN\nRETURN QUERY\n{sql};\nEND\n"
+
+    def signature(self) -> str:
+        return f"{self.name}({', '.join(kind for _, kind in self.parameters)})"
+
+    def definition(self) -> str:
+        parameters = ", ".join(f"p_{name} {kind}" for name, kind in self.parameters)
+        return (f"CREATE FUNCTION {self.name}({parameters})\n"
+                f"RETURNS TABLE ({self.returns})\nLANGUAGE plpgsql VOLATILE\n"
+                f"AS $jobworker${self.body()}$jobworker$")
+
+    def call(self) -> str:
+        """The call, for a psycopg cursor, every parameter in binary and cast to its type
+        (an empty list has no type of its own to choose the function by)."""
+        arguments = ", ".join(f"CAST(%({name})b AS {kind})" for name, kind in self.parameters)
+        return f"SELECT * FROM {self.name}({arguments})"
+
+
+SERVER_FUNCTIONS = {
+    "job_claim_batch": ServerFunction(
+        statement="job_claim_batch",
+        name="jobs_claim_batch",
+        parameters=(("owner", "text"), ("limit", "integer"), ("lease_seconds", "float8"),
+                    ("start_count", "integer"), ("fast_kinds", "text[]"),
+                    ("skip_ids", "uuid[]"), ("durable", "boolean"), ("now", "timestamptz")),
+        returns=("job_id uuid, kind text, payload text, attempt integer, max_attempts integer,"
+                 " lease_token bigint, attempt_started boolean, priority smallint,"
+                 " run_at timestamptz"),
+    ),
+}
