@@ -88,14 +88,18 @@ def free_port() -> int:
 
 
 class DevServer:
-    def __init__(self, data_dir: Path, port: int) -> None:
+    def __init__(self, data_dir: Path, port: int, *, started_ignoring_sigint: bool = False
+                 ) -> None:
         env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
         env.update({"POLL_INTERVAL": "1", "POWERTOOLS_LOG_LEVEL": "WARNING"})
         self.base = f"http://127.0.0.1:{port}"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "jobworker.dev.cli", "dev", "--port", str(port),
              "--data-dir", str(data_dir), "--poller-timeout", "10"],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            # as a shell starts a background job (`jobworker dev &`): SIGINT ignored
+            preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+            if started_ignoring_sigint else None)
         assert self.process.stdout is not None
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
@@ -131,6 +135,15 @@ class DevServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
             raise
+
+
+@pytest.mark.slow
+def test_dev__stops_on_sigint_even_when_started_as_a_background_job(tmp_path: Path) -> None:
+    dev = DevServer(tmp_path / "pgdata", free_port(), started_ignoring_sigint=True)
+    assert dev.call("GET", "/health")[0] == 200
+    dev.stop()  # SIGINT, then at most 60 s
+
+    assert dev.process.returncode == 0
 
 
 SEED_BODY = {

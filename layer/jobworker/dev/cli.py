@@ -35,10 +35,18 @@ def _invoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stop_on_signals() -> None:
+    """Ctrl-C, SIGINT and SIGTERM stop the server the same way, even when it was started
+    where SIGINT is ignored (a shell starts background jobs so, and its children inherit it:
+    ``jobworker dev &`` would otherwise not stop on ``kill -INT``)."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+
 def _dev(args: argparse.Namespace) -> int:
     from jobworker.dev.server import serve
 
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    _stop_on_signals()
     serve(host=args.host, port=args.port, data_dir=Path(args.data_dir),
           poller_timeout=args.poller_timeout, sweep_every=args.sweep_every,
           max_pollers=args.max_pollers, kick_enabled=not args.no_kick)
@@ -48,7 +56,7 @@ def _dev(args: argparse.Namespace) -> int:
 def _dashboard(args: argparse.Namespace) -> int:
     from jobworker.dev.dashboard import serve_dashboard
 
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    _stop_on_signals()
     serve_dashboard(api_url=args.api_url, host=args.host, port=args.port, region=args.region,
                     tile_url=args.tile_url)
     return 0
