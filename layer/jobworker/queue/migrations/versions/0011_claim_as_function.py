@@ -5,8 +5,8 @@ prepared statements, which would keep the plan, stay off because RDS Proxy and P
 cannot share them between clients. PL/pgSQL keeps the plans of a function's statements for
 the life of the server connection, whichever client calls it, so the claim is now a function
 made from its text in ``queries.sql`` (``jobworker.queue.sql.SERVER_FUNCTIONS``). On this
-project's bench a claim of 10 jobs took 1.02 ms instead of 1.31, of 100 3.45 ms instead of
-3.75; a claim of 1,000 is all execution and costs the same.
+project's bench machine a claim of 10 jobs took 1.05 ms instead of 1.24, of 100 3.73 ms
+instead of 3.94; a claim of 1,000 is nearly all execution and costs about the same.
 
 The function is defined from the code that migrates, here and again at every migration to
 head (``install_server_functions``): ``queries.sql`` stays the one copy of the SQL.
