@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
@@ -57,6 +57,27 @@ def test_fast_formatter__prints_what_powertools_prints(message: str,
     line = record(message, extra)
 
     assert ours.format(line) == theirs.format(line)
+
+
+@settings(max_examples=150, deadline=None)
+@given(lines=st.lists(st.tuples(messages, extras), min_size=1, max_size=4))
+@example(lines=[("Found job", {"job_id": "j1", "attempt": 2, "deadline_seconds": 1.5}),
+                ("plain values", {"big": 2**70, "text": "é\n\"", "gone": None}),
+                ("no finite float", {"inf": float("inf")}), ("nor", {"nan": float("nan")}),
+                ("a bool", {"flag": True, "attempt": 1})])
+def test_fast_formatter__a_batch_prints_what_powertools_prints_line_by_line(
+        lines: list[tuple[str, dict[str, Any]]]) -> None:
+    # format_each writes the pairs of plain values (str, int, finite float) itself and hands
+    # the rest to the encoder: every line must still be the parent's, byte for byte.
+    theirs, ours = formatters()
+    first = record(lines[0][0], {})
+    expected = []
+    for message, extra in lines:
+        alone = record(message, extra)
+        alone.created, alone.msecs = first.created, first.msecs  # one moment, as in a batch
+        expected.append(theirs.format(alone))
+
+    assert ours.format_each(first, lines) == "\n".join(expected)
 
 
 @pytest.mark.parametrize("line", [
