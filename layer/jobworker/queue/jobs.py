@@ -345,6 +345,10 @@ def result_json(result: Any) -> str | None:
 
 
 
+# The claim's call text, made once (not at every claim: the poller's hot path).
+_CLAIM_CALL = SERVER_FUNCTIONS["job_claim_batch"].call()
+
+
 def claim_batch(
     conn: Connection,
     *,
@@ -374,7 +378,7 @@ def claim_batch(
          "start_count": limit if start is None else start, "fast_kinds": list(fast_kinds),
          "skip_ids": list(skip), "durable": not commit, "now": now},
         commit=commit,
-        statement=SERVER_FUNCTIONS["job_claim_batch"].call(),  # its plan kept per connection
+        statement=_CLAIM_CALL,  # its plan kept per connection
     )
     rows.sort(key=_claim_order)
     return [ClaimedJob(*row[:7]) for row in rows]
