@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import psycopg
+from psycopg import sql
 from sqlalchemy.engine import make_url
 
 from jobworker.aws.engine import libpq_url
@@ -77,6 +78,25 @@ class BenchServer:
             row = conn.execute("SELECT current_setting(%s)", (name,)).fetchone()
         return str(row[0]) if row else "?"
 
+    @contextmanager
+    def server_setting(self, name: str, value: str | None) -> Iterator[None]:
+        """Run with a server-wide setting (``ALTER SYSTEM``, reloaded), put back afterwards;
+        ``None`` leaves the server as it is. Needs a superuser (the embedded server's is)."""
+        if value is None:
+            yield
+            return
+        with self._admin() as conn:
+            # ALTER SYSTEM takes no parameters: the value goes in as a quoted literal.
+            conn.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(
+                sql.Identifier(name), sql.Literal(value)))
+            conn.execute("SELECT pg_reload_conf()")
+        try:
+            yield
+        finally:
+            with self._admin() as conn:
+                conn.execute(sql.SQL("ALTER SYSTEM RESET {}").format(sql.Identifier(name)))
+                conn.execute("SELECT pg_reload_conf()")
+
     def describe(self) -> dict[str, Any]:
         with self._admin() as conn:
             row = conn.execute("SHOW server_version").fetchone()
@@ -85,6 +105,7 @@ class BenchServer:
             "server_version": row[0] if row else "?",
             "synchronous_commit": self.setting("synchronous_commit"),
             "fsync": self.setting("fsync"),
+            "autovacuum_naptime": self.setting("autovacuum_naptime"),
             "cpus": os.cpu_count(),
             "load_average_1m": round(os.getloadavg()[0], 2),
         }

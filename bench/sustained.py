@@ -67,6 +67,9 @@ def _parser(prog: str = "jobworker bench sustained", hold: float = 0.0) -> argpa
     parser.add_argument("--peer", choices=("pgqueuer", "none"), default="pgqueuer",
                         help="with a hold: run PgQueuer through the same load and hold after "
                              "jobworker (default pgqueuer)")
+    parser.add_argument("--autovacuum-naptime", metavar="SECONDS", type=int, default=None,
+                        help="the server's autovacuum_naptime for the run (default: as the "
+                             "server has it; the template's database uses 10)")
     parser.add_argument("--json", action="store_true", help="end with one JSON line")
     return parser
 
@@ -169,6 +172,12 @@ def _drain_rate(url: str, args: argparse.Namespace) -> float:
 
 
 def run(args: argparse.Namespace, server: BenchServer) -> dict[str, Any]:
+    naptime = None if args.autovacuum_naptime is None else f"{args.autovacuum_naptime}s"
+    with server.server_setting("autovacuum_naptime", naptime):
+        return _run(args, server)
+
+
+def _run(args: argparse.Namespace, server: BenchServer) -> dict[str, Any]:
     setting = server.describe()
     url = server.migrated_database("jobworker_sustained")
     drain_rate = None

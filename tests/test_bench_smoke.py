@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import psycopg
 import pytest
 
+from jobworker.aws.engine import libpq_url
 from jobworker.dev.localdb import LocalPostgres
 
 THROUGHPUT_KEYS = {
@@ -137,13 +139,23 @@ SHORT_SUSTAINED = ["--minutes", "0.1", "--rate", "40", "--bucket-seconds", "3",
 
 @pytest.mark.bench_smoke
 @pytest.mark.usefixtures("bench_on_test_server")
-def test_sustained__reports_each_period_and_prunes(capsys: pytest.CaptureFixture[str]) -> None:
-    report = run_bench(["sustained", *SHORT_SUSTAINED], capsys)
+def test_sustained__reports_each_period_and_prunes(capsys: pytest.CaptureFixture[str],
+                                                   pg_server: LocalPostgres) -> None:
+    def naptime() -> str:
+        with psycopg.connect(libpq_url(pg_server.url)) as conn:
+            row = conn.execute("SHOW autovacuum_naptime").fetchone()
+        assert row is not None
+        return str(row[0])
+
+    before = naptime()
+    report = run_bench(["sustained", *SHORT_SUSTAINED, "--autovacuum-naptime", "7"], capsys)
 
     assert len(report["per_minute"]) == 2
     assert report["enqueued"] > 0
     assert report["pruned"] > 0  # a one-second retention prunes during the run
     assert all(period["jobs_per_s"] > 0 for period in report["per_minute"])
+    assert report["autovacuum_naptime"] == "7s"  # the run's own, and put back afterwards
+    assert naptime() == before
 
 
 @pytest.mark.bench_smoke

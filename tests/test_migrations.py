@@ -144,6 +144,9 @@ SCHEMA_QUERIES = {
     "grants": "SELECT grantee || ' ' || table_name || ' ' || privilege_type"
               " FROM information_schema.role_table_grants WHERE table_schema = 'public'",
     "roles": "SELECT rolname FROM pg_roles WHERE rolname LIKE 'jobworker%'",
+    # A table's storage options (how autovacuum treats it) are part of what a revision sets.
+    "storage": "SELECT relname || ' ' || array_to_string(reloptions, ',') FROM pg_class"
+               " WHERE relnamespace = 'public'::regnamespace AND reloptions IS NOT NULL",
     # A column's comment is its contract (what jobs.error may hold, say): part of the schema.
     "comments": "SELECT c.relname || COALESCE('.' || a.attname, '') || ': ' || d.description"
                 " FROM pg_description AS d"
@@ -190,6 +193,36 @@ def test_migrations__each_downgrade_restores_the_schema_its_upgrade_found(
         assert migrate(engine) == head_revision()
     finally:
         engine.dispose()
+
+
+def _autovacuum_options(conn: Any, table: str) -> dict[str, float]:
+    options = conn.execute(text("SELECT reloptions FROM pg_class WHERE oid = to_regclass(:t)"),
+                           {"t": table}).scalar() or []
+    return {name: float(value) for name, value in (option.split("=") for option in options)
+            if name.startswith("autovacuum_")}
+
+
+def test_migrate__jobs_is_vacuumed_sooner_and_faster_than_postgres_defaults(
+        engine: Engine) -> None:
+    """The queue's table turns over all the time: its vacuum must start at a small share of
+    dead rows and run at a cost limit above the server's default, and be analyzed often."""
+    with engine.connect() as conn:
+        options = _autovacuum_options(conn, "jobs")
+        defaults = {name: float(conn.execute(text("SELECT current_setting(:n)"),
+                                             {"n": name}).scalar() or 0)
+                    for name in ("autovacuum_vacuum_scale_factor",
+                                 "autovacuum_analyze_scale_factor",
+                                 "autovacuum_vacuum_insert_scale_factor")}
+        server_cost_limit = float(conn.execute(text(
+            "SELECT CASE WHEN current_setting('autovacuum_vacuum_cost_limit') = '-1'"
+            " THEN current_setting('vacuum_cost_limit')"
+            " ELSE current_setting('autovacuum_vacuum_cost_limit') END")).scalar() or 0)
+    for name, default in defaults.items():
+        assert options[name] < default, name
+    assert options["autovacuum_vacuum_cost_limit"] > server_cost_limit
+    # Vacuum once 2% (plus a floor of rows) is dead: at a million rows, after 25,000, not 200,000.
+    assert (options["autovacuum_vacuum_threshold"]
+            + options["autovacuum_vacuum_scale_factor"] * 1_000_000) <= 25_000
 
 
 def _installed_claim(conn: Any) -> tuple[int, str] | None:

@@ -455,6 +455,19 @@ def test_new_database_is_reached_through_a_tls_proxy() -> None:
     assert resources_["DbInstance"]["Properties"]["PubliclyAccessible"] is False
 
 
+def test_new_database_looks_at_the_queue_for_autovacuum_more_often_than_once_a_minute() -> None:
+    """autovacuum_naptime is the server's, not a table's: migration 0012 can lower the
+    queue's thresholds, but only the parameter group makes autovacuum look sooner."""
+    resources_ = template()["Resources"]
+    instance = resources_["DbInstance"]["Properties"]
+    assert instance["DBParameterGroupName"] == ref("DbParameters")
+    group = resources_["DbParameters"]
+    assert group["Condition"] == "CreateDatabase"
+    # The family follows the engine's major version (postgres16 for "16").
+    assert group["Properties"]["Family"] == {"Fn::Sub": "postgres${DbEngineVersion}"}
+    assert int(group["Properties"]["Parameters"]["autovacuum_naptime"]) < 60
+
+
 # --- The HTTP API ---------------------------------------------------------------------------
 
 def template_routes() -> dict[str, dict[str, Any]]:
