@@ -190,6 +190,14 @@ def app_env(engine: Engine, database_url: str, monkeypatch: pytest.MonkeyPatch) 
 
 
 @pytest.fixture
+def poller_ends_when_idle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The poller's invocations end a second after their last work (the template's
+    PollerIdleExitSeconds) instead of polling an empty queue until their time is up: for
+    tests that run one job per invocation and only read its outcome afterwards."""
+    monkeypatch.setenv("POLLER_IDLE_EXIT_SECONDS", "1")
+
+
+@pytest.fixture
 def api(app_env: None) -> LambdaClient:
     from jobworker.dev.local import load_handler
 

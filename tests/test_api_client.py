@@ -19,6 +19,8 @@ import pytest
 from tests.test_api import DEPOT, LOCATIONS
 from tests.test_dev_server import serving_api
 
+pytestmark = pytest.mark.usefixtures("poller_ends_when_idle")
+
 PACKAGE = "jobworker_client"
 
 

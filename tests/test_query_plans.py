@@ -28,21 +28,20 @@ PLAN_MODES = ["force_custom_plan", "force_generic_plan"]
 FINISHED, RUNNING = 5000, 500
 
 
-@pytest.mark.parametrize(
-    ("name", "params", "index"),
-    [
-        ("job_claim_batch", {"owner": "w", "limit": 100, "lease_seconds": 60,
-                             "start_count": 10, "fast_kinds": ["noop"], "skip_ids": [],
-                             "durable": True},
-         "jobs_queued_claim_idx"),
-        ("job_recover_orphans", {}, "jobs_running_lease_idx"),
-        ("job_recover_unstarted_orphans", {}, "jobs_running_lease_idx"),
-        ("job_fail_timed_out", {"timeout_minutes": 30}, "jobs_running_lease_idx"),
-    ],
-)
-def test_scans__stay_on_their_partial_index_beside_1m_finished_jobs(
-        engine: Engine, name: str, params: dict[str, object], index: str) -> None:
-    """The claim and the sweeper's two rules look only at live jobs, however many have ended."""
+# Each scan that must stay on its partial index, with the values it runs with.
+LIVE_SCANS = [
+    ("job_claim_batch", {"owner": "w", "limit": 100, "lease_seconds": 60, "start_count": 10,
+                         "fast_kinds": ["noop"], "skip_ids": [], "durable": True},
+     "jobs_queued_claim_idx"),
+    ("job_recover_orphans", {}, "jobs_running_lease_idx"),
+    ("job_recover_unstarted_orphans", {}, "jobs_running_lease_idx"),
+    ("job_fail_timed_out", {"timeout_minutes": 30}, "jobs_running_lease_idx"),
+]
+
+
+def test_scans__stay_on_their_partial_index_beside_1m_finished_jobs(engine: Engine) -> None:
+    """The claim and the sweeper's rules look only at live jobs, however many have ended.
+    (One table of a million rows for all of them: making it is most of the test's time.)"""
     with engine.begin() as conn:
         conn.execute(text(
             "INSERT INTO jobs (kind, progress, started_at, finished_at, attempts, created_at) "
@@ -56,12 +55,15 @@ def test_scans__stay_on_their_partial_index_beside_1m_finished_jobs(
                       "fast_kinds": [], "skip_ids": [], "durable": True, "now": None})
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE jobs"))
-    with engine.begin() as conn:
-        plan = "\n".join(conn.execute(
-            text("EXPLAIN " + str(query(name))), {**params, "now": None}).scalars())
-        conn.rollback()
-    assert index in plan, plan
-    assert "Seq Scan on jobs" not in plan, plan
+    wrong = {}
+    for name, params, index in LIVE_SCANS:
+        with engine.begin() as conn:
+            plan = "\n".join(conn.execute(
+                text("EXPLAIN " + str(query(name))), {**params, "now": None}).scalars())
+            conn.rollback()
+        if index not in plan or "Seq Scan on jobs" in plan:
+            wrong[name] = f"expected {index}:\n{plan}"
+    assert not wrong, wrong
 
 
 def analyzed_plan(conn: psycopg.Connection[Any], name: str, values: dict[str, Any]) -> Any:

@@ -107,7 +107,7 @@ def test_crash_torture__every_job_completes_and_its_work_commits_exactly_once(
     engine: Engine, database_url: str, handlers: dict[str, Any], fleet_env: None,
 ) -> None:
     rng = random.Random(7)
-    jobs = [NewJob(kind="ledgered_simulate", payload={"seconds": rng.uniform(0.01, 0.2)})
+    jobs = [NewJob(kind="ledgered_simulate", payload={"seconds": rng.uniform(0.005, 0.1)})
             for _ in range(TORTURE_JOBS)]
     with engine.begin() as conn:
         ids = queue.create_jobs(conn, jobs, max_attempts=50)

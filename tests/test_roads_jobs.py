@@ -12,6 +12,8 @@ from jobworker.routes.travel import provider_for
 from tests.conftest import LambdaClient
 from tests.roadnet import LAT0, LAT_STEP, LON0, LON_STEP, SIZE, RoadGrid, position
 
+pytestmark = pytest.mark.usefixtures("poller_ends_when_idle")
+
 STOPS = [(1, 1), (2, 6), (3, 3), (5, 0), (6, 6), (7, 2), (4, 5), (0, 7)]
 DEPOT = (0, 0)
 TOLERANCE_MINUTES = 0.03  # arrivals are whole seconds, shown to 0.01 min

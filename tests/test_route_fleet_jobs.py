@@ -23,6 +23,8 @@ from jobworker.routes.travel import TravelError, TravelMatrix
 from tests.conftest import LambdaClient
 from tests.routing.checker import check_answer
 
+pytestmark = pytest.mark.usefixtures("poller_ends_when_idle")
+
 
 def fleet_request(stops: int = 30, *, seed: int = 3, runtime: float = 2) -> dict[str, Any]:
     rng = random.Random(seed)

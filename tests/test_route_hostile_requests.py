@@ -22,6 +22,8 @@ from jobworker.routes import travel_options as t
 from tests.conftest import LambdaClient
 from tests.routing.checker import check_answer
 
+pytestmark = pytest.mark.usefixtures("poller_ends_when_idle")
+
 LATS = st.sampled_from([-90.0, 90.0, 0.0, 52.37, 52.38, 52.4, -33.9])
 LONS = st.sampled_from([-180.0, 180.0, 0.0, 4.89, 4.9, 4.95, 151.2])
 QUANTITY = st.sampled_from([0, 1, 7, m.MAX_QUANTITY])

@@ -5,10 +5,13 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from tests.conftest import LambdaClient
+
+pytestmark = pytest.mark.usefixtures("poller_ends_when_idle")
 
 
 def request(locations: int, *, seed: int = 1, vehicles: int = 10, capacity: int = 30,
