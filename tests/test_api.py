@@ -544,12 +544,9 @@ def test_docs__serves_swagger_ui(api: Any) -> None:
 
 
 @pytest.fixture
-def completed_route_job(api: Any, handlers: dict[str, Any],
-                        monkeypatch: pytest.MonkeyPatch) -> str:
+def completed_route_job(api: Any, handlers: dict[str, Any], poller_ends_when_idle: None) -> str:
     """A generate_routes job taken through one real poller invocation."""
-    # One poll finds the job; a long interval makes the invocation end instead of idling.
-    monkeypatch.setenv("POLL_INTERVAL", "300")
-    runtime.reset()
+    runtime.reset()  # the API's first call made the settings: read them again
     job_id: str = api("POST", "/jobs/generate",
                       body=generate_body(max_runtime_seconds=1, seed=7)).json["job_id"]
 
