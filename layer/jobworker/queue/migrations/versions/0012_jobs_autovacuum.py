@@ -17,8 +17,11 @@ looked at) is a server setting, not a table's: the template sets it for the data
 creates.
 
 Setting these options takes a SHARE UPDATE EXCLUSIVE lock: claims, completions and enqueues
-go on while it runs. An operator's own values can be set the same way afterwards
-(``ALTER TABLE jobs SET (...)``); later migrations leave them alone.
+go on while it runs. A vacuum of ``jobs`` holds the same lock; autovacuum gives way to a lock
+request (Postgres cancels it), but a manual VACUUM or an anti-wraparound one does not: then
+the migration stops at its lock timeout (``MIGRATION_LOCK_TIMEOUT_SECONDS``), nothing is
+changed, and the deploy can simply be run again. An operator's own values can be set the same
+way afterwards (``ALTER TABLE jobs SET (...)``); later migrations leave them alone.
 
 Revision ID: 0012
 Revises: 0011
