@@ -280,3 +280,30 @@ def test_claim_batch__calls_the_function_whose_plan_the_connection_keeps(engine:
     with engine.connect() as conn:
         assert len(queue.claim_batch(conn, owner="w", limit=5, lease_seconds=60,
                                      commit=True)) >= 1
+
+
+def test_migrate__a_vacuum_holding_jobs_makes_0012_wait_its_lock_limit_and_change_nothing(
+        empty_database_url: str, through_pooler: bool) -> None:
+    """0012 needs the lock a vacuum holds (SHARE UPDATE EXCLUSIVE): while another session
+    holds it, the migration gives up at its lock limit with the database as it found it, and
+    the next deploy's migration succeeds."""
+    from sqlalchemy.exc import OperationalError
+
+    from jobworker.queue.schema import MigrationLimits
+
+    engine = make_engine(empty_database_url, disable_prepared_statements=through_pooler)
+    try:
+        migrate(engine, "0011")
+        with engine.connect() as vacuum_like:
+            vacuum_like.execute(text("LOCK TABLE jobs IN SHARE UPDATE EXCLUSIVE MODE"))
+            with pytest.raises(OperationalError, match="lock timeout"):
+                migrate(engine, limits=MigrationLimits(lock_seconds=0.3))
+            vacuum_like.rollback()
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0011"
+            assert _autovacuum_options(conn, "jobs") == {}
+        assert migrate(engine) == head_revision()
+        with engine.connect() as conn:
+            assert _autovacuum_options(conn, "jobs")
+    finally:
+        engine.dispose()
