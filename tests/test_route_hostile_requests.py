@@ -236,3 +236,28 @@ def test_travel_options_at_their_bounds__accepted_and_the_job_completes(
 
     assert job["progress"] == "COMPLETED", job
     assert job["result"]["travel"]["fell_back"] is True
+
+
+@pytest.mark.parametrize("speed_factor", [m.MAX_SPEED_FACTOR, 5.0])
+def test_an_arc_past_the_horizon_at_base_speed__a_fast_vehicle_arrives_when_its_speed_says(
+    api: LambdaClient, handlers: dict[str, Any], speed_factor: float,
+) -> None:
+    """Pole to pole at 40 km/h is about three weeks, past the two-week horizon; a vehicle at
+    a 5x or 10x speed factor drives it in days. Its arrival must be that, not the horizon's
+    cap divided by its factor (once 2,016 minutes instead of 3,002)."""
+    body = {"location_group": {"depots": [{"id": "north", "lat": 90.0, "lon": -180.0}],
+                               "locations": [{"id": "south", "lat": -90.0, "lon": -180.0}]},
+            "settings": {"speed_kmh": 40.0, "max_runtime_seconds": 0.2, "vehicles": [
+                {"id": "fast", "count": 1, "capacity": [1], "start": "north",
+                 "speed_factor": speed_factor}]}}
+    answer = api("POST", "/jobs/generate", body)
+    assert answer.status == 202, answer.text
+
+    handlers["poller"](6)
+    job_id = answer.json["job_id"]
+    assert api("GET", f"/jobs/{job_id}").json["progress"] == "COMPLETED"
+    routes = api("GET", f"/jobs/{job_id}/routes").json
+
+    check_answer(routes, body)
+    (stop,) = routes["routes"][0]["stops"]
+    assert stop["arrival_minute"] == pytest.approx(20015.1 / 40.0 / speed_factor * 60, abs=0.5)

@@ -20,6 +20,7 @@ from jobworker.routes.bounds import METRES_PER_KM, ROUTE_HORIZON_SECONDS, UNREAC
 from jobworker.routes.checks import stop_obstacles
 from jobworker.routes.models import (
     MAX_MATRIX_KM,
+    MAX_SPEED_FACTOR,
     GenerateRoutesRequest,
     Point,
     VehicleType,
@@ -45,6 +46,12 @@ DeploymentOptions = Callable[[str], Mapping[str, Any]]
 def no_deployment_options(name: str) -> Mapping[str, Any]:
     return {}
 _CODES = {"no vehicle has": "skill", "over capacity": "capacity", "no time window": "window"}
+# A profile's matrix holds each arc's time before a vehicle's speed factor divides it, so it
+# keeps an arc exact up to what the fastest vehicle the API accepts still drives within the
+# horizon; each vehicle's own matrix is capped at UNREACHABLE_SECONDS once divided (the
+# solver's). Capping before dividing made an arc of three weeks look like two days to a
+# vehicle at 10x. Unreachable here stays unreachable at every speed factor.
+TRAVEL_CAP_SECONDS = UNREACHABLE_SECONDS * math.ceil(MAX_SPEED_FACTOR)
 
 
 class OutOfTime(Exception):
@@ -153,10 +160,10 @@ def _integer(matrix: TravelMatrix, n: int) -> tuple[IntMatrix, IntMatrix]:
     if durations.shape != (n, n) or distances.shape != (n, n):
         raise TravelError(f"{matrix.provider} answered a matrix of the wrong shape")
     durations = np.where(np.isfinite(durations) & (durations >= 0), durations,
-                         UNREACHABLE_SECONDS / SECONDS_PER_MINUTE)
+                         TRAVEL_CAP_SECONDS / SECONDS_PER_MINUTE)
     distances = np.where(np.isfinite(distances) & (distances >= 0), distances, MAX_MATRIX_KM)
     return (scaled(np.minimum(distances, MAX_MATRIX_KM), METRES_PER_KM),
-            scaled(durations, SECONDS_PER_MINUTE, cap=UNREACHABLE_SECONDS))
+            scaled(durations, SECONDS_PER_MINUTE, cap=TRAVEL_CAP_SECONDS))
 
 
 def _fleet_spec(vehicle: VehicleType, row: dict[object, int], home: str) -> FleetSpec:

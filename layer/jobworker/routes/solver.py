@@ -419,9 +419,13 @@ class _Model:
                           forbidden: frozenset[int]) -> tuple[IntMatrix, IntMatrix]:
         distance = self.problem.distance[profile]
         duration = self.problem.duration[profile]
+        # A profile's matrix may hold arcs only a faster vehicle drives within the horizon
+        # (jobworker.routes.build): this vehicle's are divided first, then capped.
         if speed_factor != 1.0:
             duration = scaled(duration.astype(np.float64), 1.0 / speed_factor,
                               cap=UNREACHABLE_SECONDS)
+        elif duration.size and int(np.max(duration)) > UNREACHABLE_SECONDS:
+            duration = np.minimum(duration, UNREACHABLE_SECONDS)
         if self.open_row is not None:
             distance, duration = _with_open_end(distance), _with_open_end(duration)
         if forbidden:
