@@ -544,9 +544,9 @@ def test_docs__serves_swagger_ui(api: Any) -> None:
 
 
 @pytest.fixture
-def completed_route_job(api: Any, handlers: dict[str, Any], poller_ends_when_idle: None) -> str:
-    """A generate_routes job taken through one real poller invocation."""
-    runtime.reset()  # the API's first call made the settings: read them again
+def completed_route_job(poller_ends_when_idle: None, api: Any, handlers: dict[str, Any]) -> str:
+    """A generate_routes job taken through one real poller invocation (the idle exit set
+    before the handlers read their settings)."""
     job_id: str = api("POST", "/jobs/generate",
                       body=generate_body(max_runtime_seconds=1, seed=7)).json["job_id"]
 
