@@ -13,6 +13,13 @@ less noisy than wall time), median of interleaved rounds:
 * ``fast_batched``: :func:`jobworker.aws.logs.log_each` with the lines of a batch of 1,000
   (what the poller does for "Found job", "completed successfully" and the "Starting job"
   lines of short jobs).
+* ``job_lines_plain``: a job's three lines ("Found job", "Starting job" with its deadline,
+  "completed successfully"), batched, each line's keys a new dict: what the poller did before
+  it encoded a job's keys once.
+* ``job_lines_keys_once``: the same three lines as the poller prints them now: the job's keys
+  encoded once (:func:`jobworker.aws.logs.line_keys`) and reused on all three lines, the
+  deadline joined to them (:func:`jobworker.aws.logs.joined_keys`). Both report per line,
+  the job id's text (``str(UUID)``) included, as the poller pays it.
 * ``warning``: the same calls with the level at WARNING (the line is not printed; what is
   left is the call and its extras).
 """
@@ -33,7 +40,7 @@ from typing import Any
 from .common import emit_json, interleaved, median, print_table, ratio, rounded, say
 
 VARIANTS = ("powertools", "powertools_encoder_once", "fast_formatter", "fast_batched",
-            "warning")
+            "job_lines_plain", "job_lines_keys_once", "warning")
 LAMBDA_KEYS = {"cold_start": True, "function_name": "jobworker-poller",
                "function_memory_size": 1024,
                "function_arn": "arn:aws:lambda:eu-west-1:123456789012:function:jobworker-poller",
@@ -64,7 +71,7 @@ def _wired(name: str, make: Callable[..., Any], level: str = "INFO") -> logging.
     return log
 
 
-def _loggers() -> dict[str, tuple[logging.Logger, bool]]:
+def _loggers() -> dict[str, tuple[logging.Logger, bool | str]]:
     from aws_lambda_powertools import Logger
 
     from jobworker.aws.logs import make_logger
@@ -76,15 +83,45 @@ def _loggers() -> dict[str, tuple[logging.Logger, bool]]:
             "encoder", lambda **kw: Logger(json_serializer=encoder.encode, **kw)), False),
         "fast_formatter": (_wired("fast", make_logger), False),
         "fast_batched": (_wired("batched", make_logger), True),
+        "job_lines_plain": (_wired("plain", make_logger), "plain"),
+        "job_lines_keys_once": (_wired("once", make_logger), "once"),
         "warning": (_wired("warning", Logger, level="WARNING"), False),
     }
 
 
-def _cost(log: logging.Logger, batched: bool, lines: int) -> float:
+def _job_lines(log: logging.Logger, ids: list[uuid.UUID], keys_once: bool) -> None:
+    """A batch's three lines per job, batched, as the poller prints them (or did)."""
+    from jobworker.aws.logs import joined_keys, line_keys, log_each
+
+    if keys_once:
+        abouts = [line_keys({"job_id": str(job_id), "kind": "noop", "attempt": 1})
+                  for job_id in ids]
+        deadline = line_keys({"deadline_seconds": 899.5})
+        log_each(log, logging.INFO, [("Found job", keys) for keys in abouts])
+        log_each(log, logging.INFO, [("Starting job", joined_keys(keys, deadline))
+                                     for keys in abouts])
+        log_each(log, logging.INFO, [(f"Job {keys['job_id']} completed successfully", keys)
+                                     for keys in abouts])
+        return
+    plain = [{"job_id": str(job_id), "kind": "noop", "attempt": 1} for job_id in ids]
+    log_each(log, logging.INFO, [("Found job", keys) for keys in plain])
+    log_each(log, logging.INFO, [("Starting job", {**keys, "deadline_seconds": 899.5})
+                                 for keys in plain])
+    log_each(log, logging.INFO, [(f"Job {job_id} completed successfully",
+                                  {"job_id": str(job_id)}) for job_id in ids])
+
+
+def _cost(log: logging.Logger, batched: bool | str, lines: int) -> float:
     """CPU microseconds per line."""
     from jobworker.aws.logs import log_each
 
     ids = [uuid.uuid4() for _ in range(BATCH)]
+    if isinstance(batched, str):  # a job's three lines
+        rounds = max(1, lines // (3 * BATCH))
+        started = time.process_time()
+        for _ in range(rounds):
+            _job_lines(log, ids, keys_once=batched == "once")
+        return (time.process_time() - started) / (rounds * 3 * BATCH) * 1e6
     started = time.process_time()
     for _ in range(max(1, lines // BATCH)):
         if batched:
@@ -108,6 +145,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "us_per_line": {name: rounded(value, 2) for name, value in us.items()},
         "fast_batched_vs_powertools": ratio(us["fast_batched"], us["powertools"]),
         "fast_formatter_vs_powertools": ratio(us["fast_formatter"], us["powertools"]),
+        "job_lines_keys_once_vs_plain": ratio(us["job_lines_keys_once"], us["job_lines_plain"]),
         "lines": args.lines,
         "rounds": args.repeat,
         "python": sys.version.split()[0],
@@ -116,7 +154,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def print_report(report: dict[str, Any]) -> None:
     us = report["us_per_line"]
-    print_table(f"CPU per 'Found job' line (median of {report['rounds']} rounds, "
+    print_table(f"CPU per poller log line (median of {report['rounds']} rounds, "
                 f"Python {report['python']})", ("variant", "us per line", "vs powertools"),
                 [(name, us[name], ratio(us[name], us["powertools"])) for name in VARIANTS])
 

@@ -181,7 +181,8 @@ def test_log_cost__measures_every_step(capsys: pytest.CaptureFixture[str]) -> No
     report = run_bench(["log-cost", "--lines", "1000", "--repeat", "1"], capsys)
 
     assert set(report["us_per_line"]) == {"powertools", "powertools_encoder_once",
-                                          "fast_formatter", "fast_batched", "warning"}
+                                          "fast_formatter", "fast_batched", "job_lines_plain",
+                                          "job_lines_keys_once", "warning"}
     assert all(value > 0 for value in report["us_per_line"].values())
 
 

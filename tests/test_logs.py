@@ -17,7 +17,14 @@ from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
 from jobworker import queue
-from jobworker.aws.logs import FastFormatter, _fast_handlers, log_each, make_logger
+from jobworker.aws.logs import (
+    FastFormatter,
+    _fast_handlers,
+    joined_keys,
+    line_keys,
+    log_each,
+    make_logger,
+)
 from jobworker.poller.clock import SYSTEM_CLOCK
 from jobworker.poller.loop import Budget, PollerOptions, run_poller
 from jobworker.queue import NewJob
@@ -78,6 +85,31 @@ def test_fast_formatter__a_batch_prints_what_powertools_prints_line_by_line(
         expected.append(theirs.format(alone))
 
     assert ours.format_each(first, lines) == "\n".join(expected)
+
+
+@settings(max_examples=150, deadline=None)
+@given(lines=st.lists(st.tuples(messages, extras, extras), min_size=1, max_size=4))
+@example(lines=[("Starting job", {"job_id": "j1", "attempt": 2}, {"deadline_seconds": 1.5}),
+                ("a key in both", {"a": 1, "b": "x"}, {"a": "second wins", "c": None}),
+                ("none printed", {"gone": None}, {}), ("a list", {"l": [1]}, {"n": 2})])
+def test_fast_formatter__keys_encoded_once_print_what_powertools_prints(
+        lines: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> None:
+    # The poller encodes a job's keys once (line_keys) for its "Found job" line and joins
+    # them with the deadline (joined_keys) for its "Starting job" line: the text they carry
+    # must be what encoding the merged keys would print, whatever the keys.
+    theirs, ours = formatters()
+    first = record(lines[0][0], {})
+    batch, expected = [], []
+    for message, keys, more in lines:
+        batch += [(message, line_keys(keys)), (message, joined_keys(line_keys(keys),
+                                                                   line_keys(more)))]
+        for extra in (keys, {**keys, **more}):
+            alone = record(message, extra)
+            alone.created, alone.msecs = first.created, first.msecs
+            expected.append(theirs.format(alone))
+
+    assert [dict(keys) for _, keys in batch[1::2]] == [{**k, **m} for _, k, m in lines]
+    assert ours.format_each(first, batch) == "\n".join(expected)
 
 
 @pytest.mark.parametrize("line", [
@@ -235,9 +267,11 @@ def test_poller__prints_each_jobs_three_lines_once_in_order(
         worker.handlers, worker.propagate, worker.level = saved
     assert summary.completed == len(ids)
 
-    seen: dict[str, list[str]] = {str(job_id): [] for job_id in ids}
+    seen: dict[str, list[tuple[str, str, int]]] = {str(job_id): [] for job_id in ids}
     for line in map(json.loads, stream.getvalue().splitlines()):
-        if line.get("job_id") in seen:
-            seen[line["job_id"]].append(line["message"].replace(line["job_id"], "<id>"))
+        if line.get("job_id") in seen:  # each line names the job, its kind and its attempt
+            seen[line["job_id"]].append((line["message"].replace(line["job_id"], "<id>"),
+                                         line["kind"], line["attempt"]))
     assert set(map(tuple, seen.values())) == {
-        ("Found job", "Starting job", "Job <id> completed successfully")}
+        (("Found job", "noop", 1), ("Starting job", "noop", 1),
+         ("Job <id> completed successfully", "noop", 1))}

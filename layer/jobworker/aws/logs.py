@@ -124,7 +124,7 @@ class FastFormatter(LambdaPowertoolsFormatter):
             if head is None or not splice.taken.isdisjoint(extra):
                 out.append(self._line(base, message, {**standard, **extra}))
                 continue
-            pairs = _plain_pairs(extra)
+            pairs = extra.pairs if type(extra) is LineKeys else _plain_pairs(extra)
             if pairs is None:
                 pairs = encode({key: item for key, item in extra.items()
                                 if item is not None and key not in _RESERVED})[1:-1]
@@ -255,25 +255,78 @@ class FastFormatter(LambdaPowertoolsFormatter):
         return value.split(";")[0].replace("Root=", "") if value else None
 
 
+class LineKeys(dict[str, Any]):
+    """A line's extra keys with their JSON pairs (``pairs``) worked out once, for keys that
+    go on more than one line: a job's id, kind and attempt are on its "Found job" and its
+    "Starting job" lines, a thousand jobs a batch. Made by :func:`line_keys` and
+    :func:`joined_keys`, and not changed afterwards (the text would no longer match)."""
+
+    __slots__ = ("pairs",)
+    pairs: str | None  # None: some value needs the encoder
+
+
+def line_keys(keys: Mapping[str, Any]) -> LineKeys:
+    """``keys`` with their pairs encoded now (see :class:`LineKeys`)."""
+    made = LineKeys(keys)
+    made.pairs = _plain_pairs(made)
+    return made
+
+
+def joined_keys(first: LineKeys, second: LineKeys) -> LineKeys:
+    """``{**first, **second}`` with its pairs joined from theirs, not encoded again."""
+    made = LineKeys(first)
+    made.update(second)
+    if first.pairs is None or second.pairs is None or len(made) != len(first) + len(second):
+        made.pairs = _plain_pairs(made)  # a key in both: the second's value, in first's place
+    else:
+        made.pairs = (f"{first.pairs},{second.pairs}" if first.pairs and second.pairs
+                      else first.pairs or second.pairs)
+    return made
+
+
 def _plain_pairs(extra: Mapping[str, Any]) -> str | None:
     """The JSON pairs of a line's extra keys (no braces) when every value printed is a str,
     an int or a finite float: what the compact encoder prints for them, written directly
     (a job's lines carry only such keys: half the cost of the C encoder's call for three).
     None when any other value needs the encoder."""
+    prefixes = _KEY_PREFIXES
     pairs = []
     for key, value in extra.items():
-        if value is None or key in _RESERVED:
-            continue  # not printed
         kind = type(value)
-        if type(key) is not str:
-            return None
         if kind is str:
-            pairs.append(f"{_quote(key)}:{_quote(value)}")
-        elif kind is int or (kind is float and math.isfinite(value)):
-            pairs.append(f"{_quote(key)}:{value!r}")  # json's own int and float text
+            text = _quote(value)
+        elif kind is int:
+            text = int.__repr__(value)  # json's own int text
+        elif value is None:
+            continue  # not printed
+        elif kind is float and math.isfinite(value):
+            text = float.__repr__(value)  # and its float text
         else:
             return None
+        prefix = prefixes.get(key)
+        if prefix is None:
+            prefix = _key_prefix(key)
+            if prefix is None:
+                return None
+        if prefix:
+            pairs.append(prefix + text)
     return ",".join(pairs)
+
+
+# A str key's JSON text and colon, or "" for a reserved key (never printed as an extra): a
+# job's lines repeat a few keys a thousand times a batch, each quoted once here.
+_KEY_PREFIXES: dict[str, str] = {}
+_KEY_PREFIXES_KEPT = 1024
+
+
+def _key_prefix(key: Any) -> str | None:
+    """What :func:`_plain_pairs` writes before a value of ``key`` (None: not a str key)."""
+    if type(key) is not str:
+        return None
+    if len(_KEY_PREFIXES) >= _KEY_PREFIXES_KEPT:
+        _KEY_PREFIXES.clear()  # a logger with ever new keys: bounded, at the cost of requoting
+    prefix = _KEY_PREFIXES[key] = "" if key in _RESERVED else f"{_quote(key)}:"
+    return prefix
 
 
 def _compact_encoder(default: Callable[[Any], Any], indent: int | None) -> Callable[[Any], str]:

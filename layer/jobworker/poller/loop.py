@@ -34,7 +34,7 @@ from uuid import UUID
 
 import jobworker.routes.job  # noqa: F401  (registers generate_routes, the default kind)
 from jobworker import queue
-from jobworker.aws.logs import log_each
+from jobworker.aws.logs import LineKeys, joined_keys, line_keys, log_each
 from jobworker.kinds import (
     JobContext,
     JobHandler,
@@ -89,6 +89,7 @@ class Poller:
         self.summary = PollSummary()
         self.estimate = DurationEstimate()
         self.pending: list[queue.Completion] = []
+        self.pending_keys: list[LineKeys | None] = []  # their lines' keys (None: not logged)
         self.pending_since = 0.0
         self.idle_since: float | None = None
         self.next_wait = FIRST_IDLE_WAIT_SECONDS
@@ -184,8 +185,9 @@ class Poller:
         self.marked = {job.job_id for job in jobs if job.started}
         self.refused = set()
         ran: set[UUID] = set()
-        # The keys of each job's lines, made once for its "Found job" and "Starting job".
-        abouts = [about(job) for job in jobs] if log.isEnabledFor(logging.INFO) else []
+        # The keys of each job's lines, encoded once for its "Found job" and "Starting job".
+        abouts = [line_keys(about(job)) for job in jobs] if log.isEnabledFor(logging.INFO) \
+            else []
         if abouts:  # a thousand lines: formatted and written at once
             log_each(log, logging.INFO, [("Found job", keys) for keys in abouts])
         in_time = False  # True once every job of the batch had its turn
@@ -215,7 +217,7 @@ class Poller:
                         jobs[index:], abouts[index:], time_left, deadline - self.clock.now())
                 ended = no_room or self._execute(job, job_flags, deadline,
                                                  announced=index < announced_until)
-                self._record(ledger, job, ended)
+                self._record(ledger, job, ended, abouts[index] if abouts else None)
             else:
                 in_time = True
         finally:
@@ -244,7 +246,7 @@ class Poller:
                 chunk.append((job.job_id, job.token))
         return chunk
 
-    def _announce_short_run(self, jobs: list[queue.ClaimedJob], abouts: list[dict[str, Any]],
+    def _announce_short_run(self, jobs: list[queue.ClaimedJob], abouts: list[LineKeys],
                             time_left: float, deadline_seconds: float) -> int:
         """Print the "Starting job" lines of the run of jobs at the head of ``jobs`` that are
         marked started and known to take under ``SHORT_JOB_SECONDS``, in one write just
@@ -252,16 +254,16 @@ class Poller:
         no-op job would cost more than the job). Only jobs sure to start in time are
         announced (a lease lost or a cancel arriving in the microseconds between the line and
         the start still ends the job unstarted, as for any job); returns how many."""
-        run: list[tuple[str, dict[str, Any]]] = []
+        run: list[tuple[str, LineKeys]] = []
         budget = time_left - self.options.min_start_seconds
-        deadline = round(deadline_seconds, 3)
+        deadline = line_keys({"deadline_seconds": round(deadline_seconds, 3)})
         for job, keys in zip(jobs, abouts, strict=True):
             expected = self.estimate.expected(job.kind)
             if (job.job_id not in self.marked or job.job_id in self.refused
                     or not 0.0 < expected < SHORT_JOB_SECONDS or budget < expected):
                 break
             budget -= expected
-            run.append(("Starting job", {**keys, "deadline_seconds": deadline}))
+            run.append(("Starting job", joined_keys(keys, deadline)))
         log_each(log, logging.INFO, run)
         return len(run)
 
@@ -355,7 +357,8 @@ class Poller:
         self.summary.job_seconds.append(seconds)
         return ended
 
-    def _record(self, ledger: Ledger, job: queue.ClaimedJob, ended: Ended) -> None:
+    def _record(self, ledger: Ledger, job: queue.ClaimedJob, ended: Ended,
+                keys: LineKeys | None = None) -> None:
         if ended.how == "handed_back":
             self._hand_back(ledger.conn, job, ended)
             return
@@ -364,6 +367,7 @@ class Poller:
             if not self.pending:
                 self.pending_since = self.clock.now()
             self.pending.append(queue.Completion(job.job_id, job.token, outcome.result))
+            self.pending_keys.append(keys)
             if self.clock.now() - self.pending_since >= COMPLETION_FLUSH_SECONDS:
                 self._flush(ledger)
             return
@@ -380,8 +384,9 @@ class Poller:
         if not self.pending and not start:
             return None
         done, self.pending = self.pending, []
+        keys, self.pending_keys = self.pending_keys, []
         try:
-            flushed, after = ledger.flush(done, start, then)
+            flushed, after = ledger.flush(done, start, then, keys)
         finally:
             self.heartbeat.drop_all(item.job_id for item in done)
         refused = flushed.not_started | flushed.cancelled

@@ -10,8 +10,9 @@ at a time, so one bad row cannot take its batch-mates with it.
 
 from __future__ import annotations
 
+import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -158,9 +159,12 @@ class Ledger:
     # --- buffered completions ---------------------------------------------------------------
 
     def flush(self, done: list[queue.Completion], start: list[queue.Held],
-              then: Callable[[], T] | None = None) -> tuple[queue.Flushed, T | None]:
+              then: Callable[[], T] | None = None,
+              keys: Sequence[Mapping[str, Any] | None] = ()) -> tuple[queue.Flushed, T | None]:
         """Write buffered completions and mark the next jobs started, in one statement; if the
-        database refuses it, each completion on its own, then the starts.
+        database refuses it, each completion on its own, then the starts. ``keys`` are the
+        completions' log keys (their jobs' :func:`about`, made for their earlier lines), in
+        their order; a completion without them gets the job id alone.
 
         ``then`` (the next claim) runs in the same transaction, after the statement: one
         commit for both. Its value comes back beside what was flushed; None when the
@@ -185,14 +189,17 @@ class Ledger:
                                     cancelled=started.cancelled)
             after = None
         else:
-            for job_id in flushed.lost:
+            lost = flushed.lost
+            for job_id in lost:
                 self.lost(job_id)
-            done_ok = [item for item in done if item.job_id not in flushed.lost]
-            self.summary.completed += len(done_ok)
+            self.summary.completed += (len(done) if not lost else
+                                       sum(item.job_id not in lost for item in done))
             if log.isEnabledFor(logging.INFO):  # the batch's lines in one write
+                said = itertools.chain(keys, itertools.repeat(None))
                 log_each(log, logging.INFO, [
-                    (f"Job {job_id} completed successfully", {"job_id": job_id})
-                    for item in done_ok for job_id in (str(item.job_id),)])
+                    _completed_line(item, job_keys)
+                    for item, job_keys in zip(done, said, strict=False)  # said: endless
+                    if not lost or item.job_id not in lost])
         for job_id in flushed.not_started:
             self.lost(job_id)
         for job_id in flushed.cancelled:
@@ -216,6 +223,13 @@ class Ledger:
         self.summary.completed += 1
         log.info(f"Job {item.job_id} completed successfully", extra={"job_id": str(item.job_id)})
         return True
+
+
+def _completed_line(item: queue.Completion,
+                    keys: Mapping[str, Any] | None) -> tuple[str, Mapping[str, Any]]:
+    if keys is None:
+        keys = {"job_id": str(item.job_id)}
+    return f"Job {keys['job_id']} completed successfully", keys
 
 
 def about(job: queue.ClaimedJob) -> dict[str, Any]:
