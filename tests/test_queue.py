@@ -8,6 +8,7 @@ from uuid import UUID, uuid4
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
 
 from jobworker import queue
 from jobworker.queue import Completion, NewJob
@@ -103,6 +104,26 @@ def test_create__with_commit__one_statement_committed_and_the_same_job_as_in_a_t
             queue.create_job(conn, NewJob(idempotency_key="k1", request_hash="h2"), commit=True)
     assert (job.progress, job.payload, job.priority, job.max_attempts, job.run_at) == (
         Progress.QUEUED, {"x": [1, "é"]}, 3, 4, T0)
+
+
+def test_binary_statements__a_refused_statement_or_a_reconnect_leaves_the_next_one_working(
+        engine: Engine) -> None:
+    # Binary statements run on a cursor kept with the database connection (made once, not
+    # per statement): after a statement the server refused, and after the connection was
+    # replaced, the next statement must run on a cursor of the connection it is sent on.
+    with engine.connect() as conn:
+        first, _ = queue.create_job(conn, NewJob(kind="noop"), enqueue=True, commit=True)
+        with pytest.raises(IntegrityError, match="jobs_max_attempts_positive"):
+            queue.create_job(conn, NewJob(kind="noop", max_attempts=0), commit=True)
+        second, _ = queue.create_job(conn, NewJob(kind="noop"), enqueue=True, commit=True)
+        conn.invalidate()  # as after a failover: a new server connection on next use
+        conn.rollback()
+        third, _ = queue.create_job(conn, NewJob(kind="noop"), enqueue=True, commit=True)
+        kept = conn.connection.info["jobworker.binary_cursor"]
+        assert kept.connection is conn.connection.driver_connection
+    with engine.connect() as other:
+        assert [queue.get_job(other, job.job_id).progress for job in (first, second, third)] \
+            == [Progress.QUEUED] * 3
 
 
 def test_create_jobs__bulk_insert_keeps_order_and_fields(engine: Engine) -> None:
