@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 from typing import Any
 
 import psycopg
@@ -225,61 +226,85 @@ def test_migrate__jobs_is_vacuumed_sooner_and_faster_than_postgres_defaults(
             + options["autovacuum_vacuum_scale_factor"] * 1_000_000) <= 25_000
 
 
-def _installed_claim(conn: Any) -> tuple[int, str] | None:
-    row = conn.execute(text("SELECT oid, prosrc FROM pg_proc WHERE oid = "
+def _installed(conn: Any, statement: str) -> tuple[int, str, list[str] | None] | None:
+    """The server function of ``statement`` as the database has it: oid, body, settings."""
+    row = conn.execute(text("SELECT oid, prosrc, proconfig FROM pg_proc WHERE oid = "
                             "to_regprocedure(:signature)"),
-                       {"signature": SERVER_FUNCTIONS["job_claim_batch"].signature()}).first()
-    return None if row is None else (row[0], row[1])
+                       {"signature": SERVER_FUNCTIONS[statement].signature()}).first()
+    return None if row is None else (row[0], row[1], row[2])
 
 
-def test_migrate__the_claim_runs_as_a_function_made_from_queries_sql(
-        empty_database_url: str, through_pooler: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("statement", sorted(SERVER_FUNCTIONS))
+def test_migrate__a_server_function_is_made_from_queries_sql_and_keeps_its_generic_plan(
+        empty_database_url: str, through_pooler: bool, monkeypatch: pytest.MonkeyPatch,
+        statement: str) -> None:
     engine = make_engine(empty_database_url, disable_prepared_statements=through_pooler)
+    function = SERVER_FUNCTIONS[statement]
     try:
         migrate(engine)
         with engine.connect() as conn:
-            first = _installed_claim(conn)
+            first = _installed(conn, statement)
         assert first is not None
-        body = first[1]
-        assert with_parameters(raw_queries()["job_claim_batch"], lambda n: f"p_{n}") in body
+        assert with_parameters(raw_queries()[statement], lambda n: f"p_{n}") in first[1]
+        # Without it the plan "kept per connection" is made again at every call.
+        assert first[2] == ["plan_cache_mode=force_generic_plan"]
 
         migrate(engine)  # unchanged: left alone (its callers keep their cached plans)
         with engine.connect() as conn:
-            assert _installed_claim(conn) == first
+            assert _installed(conn, statement) == first
 
-        # A release whose queries.sql changes the claim: the next migration to head
+        # As a release before the setting left it: the next migration to head puts it on.
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"ALTER FUNCTION {function.signature()} RESET ALL")
+        assert migrate(engine) == head_revision()
+        with engine.connect() as conn:
+            reset = _installed(conn, statement)
+        assert reset is not None
+        assert reset[1:] == first[1:]
+
+        # A release whose queries.sql changes the statement: the next migration to head
         # redefines it, with no revision of its own.
-        changed = {**raw_queries(),
-                   "job_claim_batch": raw_queries()["job_claim_batch"].replace(
-                       "ORDER BY priority, run_at", "ORDER BY priority, run_at, job_id")}
+        marker = "-- changed by a later release"
+        changed = {**raw_queries(), statement: marker + "\n" + raw_queries()[statement]}
         monkeypatch.setattr(sql_module, "raw_queries", lambda: changed)
         assert migrate(engine) == head_revision()
         with engine.connect() as conn:
-            redefined = _installed_claim(conn)
+            redefined = _installed(conn, statement)
         assert redefined is not None
-        assert "ORDER BY priority, run_at, job_id" in redefined[1]
+        assert marker in redefined[1]
     finally:
         engine.dispose()
 
 
-def test_claim_batch__calls_the_function_whose_plan_the_connection_keeps(engine: Engine) -> None:
-    # What the poller sends is the call, not the statement: drop the function and the claim
+def _claim_one(conn: Connection) -> None:
+    queue.claim_batch(conn, owner="w", limit=1, lease_seconds=60)
+
+
+def _complete_one(conn: Connection) -> None:
+    queue.complete_jobs(conn, owner="w", done=[queue.Completion(uuid.uuid4(), 1, None)])
+
+
+CALLERS = {"job_claim_batch": _claim_one, "job_complete_many_if_owned": _complete_one}
+
+
+@pytest.mark.parametrize("statement", sorted(CALLERS))
+def test_batch_statements__call_the_function_whose_plan_the_connection_keeps(
+        engine: Engine, statement: str) -> None:
+    # What the poller sends is the call, not the statement: drop the function and the call
     # has nothing to run. (Then put it back for the other tests on this database.)
-    with engine.begin() as conn:
-        queue.create_job(conn, queue.NewJob(kind="noop"), enqueue=True)
+    assert set(CALLERS) == set(SERVER_FUNCTIONS)
+    function = SERVER_FUNCTIONS[statement]
     try:
         with engine.begin() as conn:
-            conn.exec_driver_sql(
-                f"DROP FUNCTION {SERVER_FUNCTIONS['job_claim_batch'].signature()}")
-            with pytest.raises(DBAPIError, match="jobs_claim_batch"):
-                queue.claim_batch(conn, owner="w", limit=1, lease_seconds=60)
+            conn.exec_driver_sql(f"DROP FUNCTION {function.signature()}")
+            with pytest.raises(DBAPIError, match=function.name):
+                CALLERS[statement](conn)
             conn.rollback()
     finally:
         with engine.begin() as conn:
             install_server_functions(conn)
-    with engine.connect() as conn:
-        assert len(queue.claim_batch(conn, owner="w", limit=5, lease_seconds=60,
-                                     commit=True)) >= 1
+    with engine.begin() as conn:
+        CALLERS[statement](conn)  # back, and answering
 
 
 def test_migrate__a_vacuum_holding_jobs_makes_0012_wait_its_lock_limit_and_change_nothing(

@@ -347,6 +347,7 @@ def result_json(result: Any) -> str | None:
 
 # The claim's call text, made once (not at every claim: the poller's hot path).
 _CLAIM_CALL = SERVER_FUNCTIONS["job_claim_batch"].call()
+_COMPLETE_CALL = SERVER_FUNCTIONS["job_complete_many_if_owned"].call()
 
 
 def claim_batch(
@@ -534,6 +535,7 @@ def complete_and_start(
             "start_tokens": start_tokens,
             "now": now,
         },
+        statement=_COMPLETE_CALL,  # its plan kept per connection
     )
     refused: dict[str, set[UUID]] = {"lost": set(), "not_started": set(), "cancelled": set()}
     for job_id, why in rows:

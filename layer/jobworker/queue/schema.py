@@ -63,9 +63,9 @@ def install_server_functions(connection: Connection) -> None:
     for function in SERVER_FUNCTIONS.values():
         signature = function.signature()
         installed = connection.execute(
-            text("SELECT prosrc FROM pg_proc WHERE oid = to_regprocedure(:signature)"),
-            {"signature": signature}).scalar()
-        if installed == function.body():
+            text("SELECT prosrc, proconfig FROM pg_proc WHERE oid = to_regprocedure(:signature)"),
+            {"signature": signature}).first()
+        if installed is not None and tuple(installed) == (function.body(), function.config()):
             continue
         # DROP, not CREATE OR REPLACE: that cannot change the columns it returns. Both in
         # the migration's transaction: a caller sees the old function or the new one.

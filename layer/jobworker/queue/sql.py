@@ -121,6 +121,13 @@ class ServerFunction:
     name: str  # the function's name in the database
     parameters: tuple[tuple[str, str], ...]  # (parameter, SQL type), in call order
     returns: str  # the columns of RETURNS TABLE (...), as the statement returns them
+    # Set while the function runs. PL/pgSQL's plan cache, like a prepared statement's, plans
+    # anew at every call (a "custom" plan) unless the plan made without the parameters'
+    # values looks as cheap; for these statements it never does (the planner cannot know
+    # :limit or how long the arrays are), so without this setting the plan kept per
+    # connection was never used: the claim at batch 10 spent more of the server's time
+    # planning than running. The generic plan is the one tests/test_query_plans.py checks.
+    settings: tuple[tuple[str, str], ...] = (("plan_cache_mode", "force_generic_plan"),)
 
     def body(self) -> str:
         sql = with_parameters(raw_queries()[self.statement], lambda name: f"p_{name}")
@@ -132,9 +139,14 @@ class ServerFunction:
 
     def definition(self) -> str:
         parameters = ", ".join(f"p_{name} {kind}" for name, kind in self.parameters)
+        settings = "".join(f"SET {name} = {value}\n" for name, value in self.settings)
         return (f"CREATE FUNCTION {self.name}({parameters})\n"
-                f"RETURNS TABLE ({self.returns})\nLANGUAGE plpgsql VOLATILE\n"
+                f"RETURNS TABLE ({self.returns})\nLANGUAGE plpgsql VOLATILE\n{settings}"
                 f"AS $jobworker${self.body()}$jobworker$")
+
+    def config(self) -> list[str]:
+        """The settings as ``pg_proc.proconfig`` lists them once defined."""
+        return [f"{name}={value}" for name, value in self.settings]
 
     def call(self) -> str:
         """The call, for a psycopg cursor, every parameter in binary and cast to its type
@@ -153,5 +165,13 @@ SERVER_FUNCTIONS = {
         returns=("job_id uuid, kind text, payload text, attempt integer, max_attempts integer,"
                  " lease_token bigint, attempt_started boolean, priority smallint,"
                  " run_at timestamptz"),
+    ),
+    "job_complete_many_if_owned": ServerFunction(
+        statement="job_complete_many_if_owned",
+        name="jobs_complete_many",
+        parameters=(("owner", "text"), ("job_ids", "uuid[]"), ("tokens", "bigint[]"),
+                    ("results", "jsonb[]"), ("start_ids", "uuid[]"),
+                    ("start_tokens", "bigint[]"), ("now", "timestamptz")),
+        returns="job_id uuid, refused text",
     ),
 }
