@@ -332,3 +332,14 @@ def test_migrate__a_vacuum_holding_jobs_makes_0012_wait_its_lock_limit_and_chang
             assert _autovacuum_options(conn, "jobs")
     finally:
         engine.dispose()
+
+
+def test_migrate__the_newest_first_index_leaves_running_jobs_out(engine: Engine) -> None:
+    """0013: a claim and a heartbeat write no entry to it (the RUNNING version is left out);
+    the listing that reads it is checked in test_queue.py and test_query_plans.py."""
+    with engine.connect() as conn:
+        definition = conn.execute(text(
+            "SELECT indexdef FROM pg_indexes WHERE indexname = 'jobs_created_idx'")).scalar()
+    assert definition is not None
+    assert definition.endswith(
+        "(created_at DESC, job_id DESC) WHERE (progress <> 'RUNNING'::progressenum)")

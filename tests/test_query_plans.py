@@ -64,6 +64,17 @@ def test_scans__stay_on_their_partial_index_beside_1m_finished_jobs(engine: Engi
         if index not in plan or "Seq Scan on jobs" in plan:
             wrong[name] = f"expected {index}:\n{plan}"
     assert not wrong, wrong
+    # The newest-first list: a page reads its rows off the two indexes, never the table.
+    for progress in (None, "COMPLETED", "RUNNING"):
+        with engine.begin() as conn:
+            plan = "\n".join(conn.execute(text("EXPLAIN " + str(query("job_list"))), {
+                "progress": progress, "kind": None, "limit": 50, "before_created_at": None,
+                "before_job_id": None}).scalars())
+        assert "Seq Scan on jobs" not in plan, plan
+        if progress != "COMPLETED":  # else that part is ruled out before it runs
+            assert "jobs_running_lease_idx" in plan, plan
+        if progress != "RUNNING":
+            assert "jobs_created_idx" in plan, plan
 
 
 def analyzed_plan(conn: psycopg.Connection[Any], name: str, values: dict[str, Any]) -> Any:

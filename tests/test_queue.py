@@ -239,6 +239,29 @@ def test_complete__stores_result_and_history(engine: Engine) -> None:
     assert [entry["outcome"] for entry in row.attempt_history] == ["completed"]
 
 
+def test_complete_jobs__batch_writes_the_history_entry_every_other_ending_writes(
+        engine: Engine) -> None:
+    """The batch completion builds its attempt_history entry itself (for speed); it must be
+    the entry jobs_attempt_entry makes for the same attempt, as the single completion's is."""
+    with engine.begin() as conn:
+        queued(conn, 2)
+        batch, single = queue.claim_batch(conn, owner="w1", limit=2, lease_seconds=30,
+                                          now=at(1))
+        queue.complete_jobs(conn, owner="w1", done=[queue.Completion(batch.job_id, batch.token)],
+                            now=at(5))
+        queue.complete_job(conn, owner="w1", job_id=single.job_id, token=single.token,
+                           now=at(5))
+        rows = conn.execute(text(
+            "SELECT job_id, attempt_history, jobs_attempt_entry(attempts, 'w1', 'completed',"
+            " NULL, started_at, finished_at) AS expected FROM jobs")).all()
+    entries = {row.job_id: row.attempt_history for row in rows}
+    assert all(row.attempt_history == row.expected for row in rows), rows
+    assert entries[batch.job_id][0] == {"attempt": 1, "owner": "w1", "outcome": "completed",
+                                        "started_at": at(1).isoformat(),
+                                        "ended_at": at(5).isoformat()}
+    assert entries[batch.job_id] == entries[single.job_id]
+
+
 def test_complete_jobs__batch_completes_only_what_the_owner_still_holds(engine: Engine) -> None:
     with engine.begin() as conn:
         queued(conn, 3)
@@ -499,6 +522,36 @@ def test_list__newest_first_with_keyset_pages_and_filters(engine: Engine) -> Non
         pending = queue.list_jobs(conn, progress=Progress.PENDING)
     assert [job.job_id for job in first + second] == ids[::-1][:4]
     assert [job.kind for job in pending] == ["simulate"]
+
+
+@pytest.mark.parametrize("progress", [None, Progress.RUNNING, Progress.QUEUED,
+                                      Progress.COMPLETED])
+def test_list__running_jobs_take_their_place_among_the_others_page_after_page(
+        engine: Engine, progress: Progress | None) -> None:
+    """RUNNING jobs are listed from another index than the rest (migration 0013): the pages
+    still hold every job once, newest first, whatever mix of states they cross."""
+    with engine.begin() as conn:
+        conn.execute(text("TRUNCATE jobs CASCADE"))
+        ids = [queue.create_job(conn, NewJob(kind="noop"), enqueue=True, now=at(i))[0].job_id
+               for i in range(12)]
+        # Claimed in claim order (oldest first): some end COMPLETED, some stay RUNNING.
+        claimed = queue.claim_batch(conn, owner="w", limit=8, lease_seconds=60, now=at(20))
+        queue.complete_jobs(conn, owner="w", now=at(21), done=[
+            queue.Completion(job.job_id, job.token) for job in claimed[::3]])
+        states = {job.job_id: job.progress for job in queue.list_jobs(conn, limit=100)}
+        pages, before = [], None
+        while True:
+            page = queue.list_jobs(conn, progress=progress, limit=3, before=before)
+            if not page:
+                break
+            pages.append(page)
+            before = (page[-1].created_at, page[-1].job_id)
+    assert {Progress.RUNNING, Progress.QUEUED, Progress.COMPLETED} <= set(states.values())
+    wanted = [job_id for job_id in ids[::-1] if progress is None or states[job_id] is progress]
+    assert [job.job_id for page in pages for job in page] == wanted
+    assert all(len(page) == 3 for page in pages[:-1])
+    if progress is None:
+        assert len(states) == len(ids)
 
 
 def test_claim_and_complete__without_begin_behave_like_execute(engine: Engine) -> None:
