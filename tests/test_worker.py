@@ -4,6 +4,7 @@ cancellation. Time moves only when the poller or a job sleeps, so every count is
 from __future__ import annotations
 
 import logging
+import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -296,3 +297,22 @@ def test_poller__completions_buffered_across_batches_are_written_once_and_never_
     # 45 ms of work, never half a second: all written by one statement (one transaction's
     # finished_at), when the first empty poll found nothing more to run.
     assert len({job.finished_at for job in jobs.values()}) == 1
+
+
+def test_poller_handler__its_cold_start_objects_are_kept_out_of_the_collectors_passes() -> None:
+    """Loaded as Lambda loads it, in a fresh process: what its import made is frozen (a full
+    collection walked it all, every few thousand no-op jobs)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    app = Path(__file__).resolve().parents[1] / "functions" / "poller" / "app.py"
+    code = ("import gc, importlib.util, sys\n"
+            f"spec = importlib.util.spec_from_file_location('poller_app', {str(app)!r})\n"
+            "module = importlib.util.module_from_spec(spec)\n"
+            "spec.loader.exec_module(module)\n"
+            "print(gc.get_freeze_count())\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, check=True,
+                          env={**os.environ, "POWERTOOLS_TRACE_DISABLED": "true"})
+    assert int(done.stdout.split()[-1]) > 10_000
