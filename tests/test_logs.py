@@ -185,6 +185,29 @@ def test_log_each__prints_the_lines_logger_info_prints(
     assert together[0]["correlation_id"] == "req-1"
 
 
+def test_log_each__a_record_the_batch_cannot_take_prints_each_line_with_its_keys(
+        printed: tuple[logging.Logger, io.StringIO]) -> None:
+    # A context key that is also a reserved name sends every line down Powertools' own path:
+    # each line still printed once, with its own extra keys (the first line once lost its
+    # keys there, and the others went to every handler of the logger, not only this one).
+    log, stream = printed
+    formatter = log.handlers[0].formatter
+    assert isinstance(formatter, FastFormatter)
+    formatter.thread_safe_append_keys(name="a context key named like a record field")
+    try:
+        for message, extra in LINES:
+            log.info(message, extra=extra)
+        log_each(log, logging.INFO, LINES)
+    finally:
+        formatter.thread_safe_clear_keys()
+
+    one_by_one, together = (
+        [_without_time(json.loads(line)) for line in half]
+        for half in _halves(stream.getvalue().splitlines()))
+    assert together == [{**line, "location": together[0]["location"]} for line in one_by_one]
+    assert [line.get("job_id") for line in together] == [e.get("job_id") for _, e in LINES]
+
+
 def test_log_each__later_batches_print_their_own_time_keys_and_trace(
         printed: tuple[logging.Logger, io.StringIO], monkeypatch: pytest.MonkeyPatch) -> None:
     # The text around a batch's messages is made once and kept: what changes between batches

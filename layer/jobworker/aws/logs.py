@@ -407,10 +407,10 @@ def log_each(logger: logging.Logger, level: int,
     for handler in handlers:
         assert isinstance(handler.formatter, FastFormatter)
         text = handler.formatter.format_each(record, lines)
-        if text is None:
-            handler.handle(record)  # one line only: the general path is not worth batching
-            for message, extra in lines[1:]:
-                logger.log(level, message, extra=extra, stacklevel=2)
+        if text is None:  # the record or the configuration needs Powertools' own path:
+            for message, extra in lines:  # a record per line, with its keys, for this handler
+                handler.handle(logger.makeRecord(logger.name, level, path, lineno, message,
+                                                 (), None, function, extra))
             continue
         handler.acquire()
         try:
