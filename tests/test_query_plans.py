@@ -20,6 +20,8 @@ PARAMETER_TYPES = {
     "now": "timestamptz", "lease_seconds": "float8", "job_id": "uuid", "token": "bigint",
     "result": "jsonb", "route_group_id": "uuid", "error": "text", "permanent": "boolean",
     "backoff_base_seconds": "float8", "backoff_cap_seconds": "float8",
+    "progress": "text", "kind": "text", "limit": "integer", "before_created_at": "timestamptz",
+    "before_job_id": "uuid",
 }
 # The statements that fence writes to RUNNING jobs on (owner, token): one job, or a batch.
 SINGLE_FENCES = ["job_cancel_if_owned", "job_complete_if_owned", "job_fail_if_owned"]
@@ -171,3 +173,23 @@ def test_single_fences__find_the_job_by_primary_key_even_with_stale_statistics(
     assert {node.get("Index Name") for node in nodes(plan) if "Index Name" in node} == {
         "jobs_pkey"}, plan
     assert rows_removed(plan) == 0, plan
+
+
+@pytest.mark.parametrize("mode", PLAN_MODES)
+@pytest.mark.parametrize("progress", [None, "COMPLETED"])
+def test_job_list__a_page_reads_about_a_page_of_rows_whichever_plan_is_cached(
+        database_url: str, held_jobs: dict[str, Any], mode: str, progress: str | None) -> None:
+    """GET /jobs merges two index walks (migration 0013); prepared, as psycopg prepares a
+    statement it sees often, neither plan may read the table or sort more than the RUNNING
+    jobs (statistics taken before any ran). (Asked for RUNNING jobs alone, a table this small
+    is rightly scanned; beside a million jobs the lease index is used: the test above.)"""
+    values = {"progress": progress, "kind": None, "limit": 50, "before_created_at": None,
+              "before_job_id": None}
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(f"SET plan_cache_mode = {mode}")
+        plan = analyzed_plan(conn, "job_list", values)
+    assert not [node for node in nodes(plan) if node["Node Type"] == "Seq Scan"], plan
+    read = sum(int(node.get("Actual Rows", 0)) * int(node.get("Actual Loops", 1))
+               for node in nodes(plan) if node.get("Relation Name") == "jobs")
+    assert read <= 50 + RUNNING, plan
+    assert rows_removed(plan) <= RUNNING, plan
