@@ -346,7 +346,9 @@ SELECT {job_columns} FROM jobs WHERE idempotency_key = :idempotency_key;
 -- merged: the jobs not RUNNING walk jobs_created_idx, which leaves RUNNING jobs out (a claim
 -- and every heartbeat write a new version of the row, and each would otherwise add an entry
 -- to it: migration 0013); the RUNNING jobs, at most what the workers hold, are found by their
--- lease index and sorted. A part the :progress asked for rules out is not run at all.
+-- lease index and sorted. A part the :progress asked for rules out is not run at all. Each
+-- part repeats the filters and its own ORDER BY ... LIMIT: with them only outside the
+-- union, the planner scanned the table (tests/test_query_plans.py).
 SELECT *
   FROM ((SELECT {job_columns}
            FROM jobs
